@@ -1,0 +1,1 @@
+"""studio-ai: the AI model layer of Databiomics Studio."""

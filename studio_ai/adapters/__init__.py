@@ -1,0 +1,1 @@
+"""Talking to the outside world: the store, the hub, engines and providers."""

@@ -1,0 +1,1 @@
+"""FastStream handlers, one module per consumed event, grouped by consumer group."""

@@ -1,0 +1,67 @@
+"""Builds a consumer process: a broker carrying only the groups asked for.
+
+Each Kubernetes Deployment runs one group (`studio-ai worker run --group downloader`); `make
+run` runs them all in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from faststream.kafka import KafkaBroker, KafkaRouter
+from prometheus_client import CollectorRegistry
+
+from studio_ai.adapters.model_download import ModelDownloader
+from studio_ai.adapters.mongo_store import MongoStore
+from studio_ai.consumers import downloader, model_projector
+from studio_ai.consumers.deps import ConsumerDeps
+from studio_ai.runtime.broker import EventPublisher, new_broker
+from studio_ai.runtime.delivery import DeliveryPolicy
+from studio_ai.runtime.metrics import ConsumerMetrics
+from studio_ai.runtime.settings import Settings
+
+GROUPS: dict[str, Callable[..., KafkaRouter]] = {
+    downloader.GROUP: downloader.build_router,
+    model_projector.GROUP: model_projector.build_router,
+}
+
+
+def unknown_groups(groups: list[str]) -> list[str]:
+    return [g for g in groups if g not in GROUPS]
+
+
+@dataclass
+class ConsumerApp:
+    broker: KafkaBroker
+    store: MongoStore
+    registry: CollectorRegistry
+    groups: list[str]
+
+
+def create_consumer_app(
+    settings: Settings, groups: list[str], *, group_ids: Mapping[str, str] | None = None
+) -> ConsumerApp:
+    """`group_ids` renames groups, e.g. to replay a projection from offset 0 under a new id."""
+    if bad := unknown_groups(groups):
+        raise ValueError(
+            f"unknown consumer group(s) {', '.join(bad)}; known groups: {', '.join(GROUPS)}"
+        )
+    registry = CollectorRegistry()
+    metrics = ConsumerMetrics.create(registry)
+    policy = DeliveryPolicy(
+        attempts=settings.handler_attempts, backoff_s=settings.handler_backoff_s, metrics=metrics
+    )
+    broker = new_broker(
+        settings, client_id="studio-ai-" + "+".join(groups), registry=registry, policy=policy
+    )
+    store = MongoStore.connect(settings.mongo_url.get_secret_value(), settings.mongo_db)
+    deps = ConsumerDeps(
+        settings=settings,
+        store=store,
+        publisher=EventPublisher(broker),
+        downloader=ModelDownloader(settings, metrics),
+    )
+    for group in groups:
+        broker.include_router(GROUPS[group](deps, group_id=(group_ids or {}).get(group, group)))
+    return ConsumerApp(broker=broker, store=store, registry=registry, groups=groups)

@@ -1,0 +1,18 @@
+"""What handlers depend on, built once per process by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from studio_ai.adapters.model_download import ModelDownloader
+from studio_ai.adapters.mongo_store import MongoStore
+from studio_ai.runtime.broker import EventPublisher
+from studio_ai.runtime.settings import Settings
+
+
+@dataclass(frozen=True)
+class ConsumerDeps:
+    settings: Settings
+    store: MongoStore
+    publisher: EventPublisher
+    downloader: ModelDownloader

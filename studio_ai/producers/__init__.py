@@ -1,0 +1,1 @@
+"""What publishes: the HTTP gateway, the CLI and a small Python client."""

@@ -1,0 +1,263 @@
+"""The `studio-ai` command line: operators' and developers' entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from studio_ai.domain.errors import DomainError
+from studio_ai.domain.identity import Role
+from studio_ai.producers.client import ApiError, StudioClient
+from studio_ai.runtime.settings import Settings
+
+app = typer.Typer(help="studio-ai: the AI model layer of Databiomics Studio.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+models_app = typer.Typer(help="Model catalog and installation.", no_args_is_help=True)
+worker_app = typer.Typer(help="Consumer processes.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+dev_app = typer.Typer(help="Local development.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+app.add_typer(worker_app, name="worker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(dev_app, name="dev")
+
+console = Console()
+err = Console(stderr=True)
+
+ApiUrl = Annotated[str, typer.Option(envvar="STUDIO_API_URL", help="Gateway base URL.")]
+ApiKey = Annotated[
+    str, typer.Option(envvar="STUDIO_API_KEY", help="API key (Bearer).", show_default=False)
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+def _configure_logging(settings: Settings) -> None:
+    from studio_ai.runtime.logging import configure_logging
+
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+
+
+@keys_app.command("create")
+def keys_create(
+    workspace: Annotated[str, typer.Option(help="Workspace id.")],
+    user: Annotated[str, typer.Option(help="User id.")],
+    role: Annotated[Role, typer.Option(help="admin or member.")] = Role.MEMBER,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from studio_ai.adapters.mongo_store import MongoStore
+    from studio_ai.producers.keys import create_api_key
+
+    settings = Settings()
+
+    async def create() -> tuple[str, str]:
+        store = MongoStore.connect(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        try:
+            await store.ensure_indexes()
+            return await create_api_key(store, workspace_id=workspace, user_id=user, role=role)
+        finally:
+            await store.close()
+
+    try:
+        key_id, key = asyncio.run(create())
+    except DomainError as exc:
+        raise _fail(exc.message) from exc
+    err.print(f"created key {key_id} for user {user!r} ({role.value}) in workspace {workspace!r}")
+    err.print("store it now: it is not shown again")
+    console.print(key, highlight=False, soft_wrap=True)
+
+
+@models_app.command("list")
+def models_list(api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "") -> None:
+    """The workspace's models with their availability."""
+    try:
+        with StudioClient(api_url, api_key) as client:
+            models = client.list_models().models
+    except (ApiError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    table = Table("model", "task", "status", "progress / revision", "engine", "size")
+    for view in models:
+        status = view.status.value
+        if view.progress:
+            detail = f"{view.progress.percent:.1f}% of {view.progress.bytes_total:,} B"
+        elif view.installation:
+            detail = view.installation.revision_sha[:12]
+        elif view.failure:
+            detail = view.failure.reason[:60]
+        else:
+            detail = ""
+        color = {"installed": "green", "downloading": "yellow", "failed": "red"}.get(
+            status, "white"
+        )
+        table.add_row(
+            view.model.model_id,
+            view.model.task.value,
+            f"[{color}]{status}[/{color}]",
+            detail,
+            view.runtime.engine.value if view.runtime else view.model.default_engine.value,
+            f"{view.model.approx_size_bytes / 1e9:.2f} GB",
+        )
+    console.print(table)
+
+
+@models_app.command("download")
+def models_download(
+    model_id: Annotated[
+        str, typer.Argument(help="Catalog id, e.g. meta-llama/Llama-3.2-1B-Instruct.")
+    ],
+    transport: Annotated[str, typer.Option(help="hf_api, hf_cli, mirror or local.")] = "hf_api",
+    revision: Annotated[
+        str | None, typer.Option(help="Revision; default: catalog pin or main.")
+    ] = None,
+    local_dir: Annotated[
+        Path | None,
+        typer.Option(help="Download on this machine into this folder, without the gateway."),
+    ] = None,
+    follow: Annotated[bool, typer.Option(help="Show live progress until the end.")] = True,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Install a model through the gateway (live progress), or directly with --local-dir."""
+    if local_dir is not None:
+        from studio_ai.producers.direct_download import download_here
+
+        raise typer.Exit(download_here(model_id, transport, revision, local_dir, console=err))
+    try:
+        with StudioClient(api_url, api_key) as client:
+            accepted = client.download(model_id, transport, revision)
+            err.print(f"download {accepted.download_id} of {model_id} accepted ({transport})")
+            err.print(f"same download by hand on a worker node: {accepted.python_client_command}")
+            if not follow:
+                return
+            final = _follow(client, model_id)
+    except ApiError as exc:
+        raise _fail(exc.detail or str(exc)) from exc
+    except OSError as exc:
+        raise _fail(f"cannot reach the gateway at {api_url}: {exc}") from exc
+    if final.status.value == "installed" and final.installation:
+        err.print(
+            f"[green]installed[/green] {model_id} at {final.installation.local_path} "
+            f"(revision {final.installation.revision_sha})"
+        )
+        return
+    reason = final.failure.reason if final.failure else f"status {final.status.value}"
+    raise _fail(f"{model_id}: {reason}")
+
+
+def _follow(client: StudioClient, model_id: str):  # type: ignore[no-untyped-def]
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task(model_id, total=None)
+        final = None
+        for _, view in client.follow_download(model_id):
+            final = view
+            if view.progress and view.progress.bytes_total:
+                progress.update(
+                    task, total=view.progress.bytes_total, completed=view.progress.bytes_done
+                )
+            if view.installation:
+                progress.update(
+                    task, total=view.installation.size_bytes, completed=view.installation.size_bytes
+                )
+    assert final is not None
+    return final
+
+
+@models_app.command("cancel")
+def models_cancel(
+    model_id: str, api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = ""
+) -> None:
+    """Stop a download in progress."""
+    try:
+        with StudioClient(api_url, api_key) as client:
+            accepted = client.cancel(model_id)
+    except ApiError as exc:
+        raise _fail(exc.detail) from exc
+    err.print(f"cancelling download {accepted.download_id} of {model_id}")
+
+
+@app.command("gateway")
+def gateway(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the HTTP gateway."""
+    import uvicorn
+
+    from studio_ai.producers.gateway.app import create_app
+
+    settings = Settings()
+    _configure_logging(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.gateway_host,
+        port=port or settings.gateway_port,
+        log_level="warning",
+    )
+
+
+@worker_app.command("run")
+def worker_run(
+    group: Annotated[list[str], typer.Option(help="Consumer group(s) to run; repeat the option.")],
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port for /metrics and /healthz.")
+    ] = None,
+) -> None:
+    """Run one or more consumer groups (one per Kubernetes Deployment in production)."""
+    from studio_ai.consumers.app import GROUPS, unknown_groups
+    from studio_ai.consumers.runner import run_consumers
+
+    if bad := unknown_groups(group):
+        raise _fail(f"unknown group(s) {', '.join(bad)}; known: {', '.join(GROUPS)}")
+    settings = Settings()
+    _configure_logging(settings)
+    asyncio.run(run_consumers(settings, group, metrics_port=metrics_port))
+
+
+@worker_app.command("groups")
+def worker_groups() -> None:
+    """List the consumer groups."""
+    from studio_ai.consumers.app import GROUPS
+
+    for name in GROUPS:
+        console.print(name)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic (and its DLQ) that does not exist yet."""
+    from studio_ai.runtime.broker import ensure_topics
+
+    created = asyncio.run(ensure_topics(Settings()))
+    err.print(f"created {len(created)} topic(s): {', '.join(created) or 'none needed'}")
+
+
+@dev_app.command("up")
+def dev_up(
+    hub_port: Annotated[int, typer.Option(help="Port of the local hub mirror.")] = 8900,
+) -> None:
+    """Run a local hub mirror with tiny models, the gateway and every consumer group."""
+    from studio_ai.producers.dev_stack import run_dev_stack
+
+    raise typer.Exit(run_dev_stack(Settings(), hub_port=hub_port, console=err))
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    app()

@@ -1,0 +1,86 @@
+"""A small Python client of the HTTP API (used by the CLI, tests and app backends)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from studio_ai.schemas.api import DownloadAccepted, DownloadCancelAccepted, ModelList, ModelView
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"HTTP {status} {error}: {detail}")
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+class StudioClient:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> StudioClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"error": "http_error", "detail": response.text[:500]}
+            raise ApiError(response.status_code, body.get("error", "error"), body.get("detail", ""))
+        return response.json()
+
+    def list_models(self) -> ModelList:
+        return ModelList.model_validate(self._call("GET", "/admin/models"))
+
+    def get_model(self, model_id: str) -> ModelView:
+        return ModelView.model_validate(self._call("GET", f"/admin/models/{model_id}"))
+
+    def download(
+        self, model_id: str, transport: str = "hf_api", revision: str | None = None
+    ) -> DownloadAccepted:
+        body: dict[str, Any] = {"model_id": model_id, "transport": transport}
+        if revision:
+            body["revision"] = revision
+        return DownloadAccepted.model_validate(
+            self._call("POST", "/admin/models/download", json=body)
+        )
+
+    def cancel(self, model_id: str) -> DownloadCancelAccepted:
+        return DownloadCancelAccepted.model_validate(
+            self._call("DELETE", f"/admin/models/{model_id}/download")
+        )
+
+    def follow_download(self, model_id: str) -> Iterator[tuple[str, ModelView]]:
+        """(event, model) pairs from the SSE stream until the download ends."""
+        with self._http.stream(
+            "GET", f"/admin/models/{model_id}/download/events", timeout=None
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                body = response.json()
+                raise ApiError(response.status_code, body.get("error", ""), body.get("detail", ""))
+            event = "message"
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    yield event, ModelView.model_validate(json.loads(line[5:]))
+                    if event == "status":
+                        return

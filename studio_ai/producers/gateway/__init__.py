@@ -1,0 +1,1 @@
+"""The HTTP gateway (FastAPI, one router per resource)."""

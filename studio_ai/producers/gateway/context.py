@@ -1,0 +1,83 @@
+"""Per-process gateway state and the FastAPI dependencies that hand it to routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from studio_ai.adapters.mongo_store import MongoStore
+from studio_ai.domain.identity import Caller, Role, hash_api_key
+from studio_ai.runtime.broker import EventPublisher
+from studio_ai.runtime.settings import Settings
+from studio_ai.schemas.models import CatalogEntry
+
+
+class HttpProblem(Exception):
+    """An error answered as {error, detail} with an HTTP status."""
+
+    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    store: MongoStore
+    publisher: EventPublisher
+    catalog: list[CatalogEntry]
+
+
+def get_state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+async def get_caller(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+) -> Caller:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HttpProblem(
+            401,
+            "unauthenticated",
+            "send an API key as 'Authorization: Bearer <key>'; an operator creates one with "
+            "`studio-ai keys create --workspace W --user U --role member`",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    key = authorization[7:].strip()
+    doc = await get_state(request).store.find_api_key(hash_api_key(key))
+    if doc is None:
+        raise HttpProblem(
+            401,
+            "unauthenticated",
+            "the API key is unknown or revoked",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    return Caller(
+        workspace_id=doc["workspace_id"],
+        user_id=doc["user_id"],
+        role=Role(doc["role"]),
+        key_id=doc["key_id"],
+    )
+
+
+async def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    if not caller.is_admin:
+        raise HttpProblem(
+            403,
+            "forbidden",
+            f"/admin needs an admin key; user {caller.user_id!r} has role {caller.role.value!r} in "
+            f"workspace {caller.workspace_id!r}",
+        )
+    return caller
+
+
+State = Annotated[GatewayState, Depends(get_state)]
+AdminCaller = Annotated[Caller, Depends(require_admin)]
+AnyCaller = Annotated[Caller, Depends(get_caller)]

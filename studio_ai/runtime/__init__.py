@@ -1,0 +1,1 @@
+"""Wiring: settings, broker, store, metrics and logging."""

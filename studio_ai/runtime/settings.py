@@ -1,0 +1,65 @@
+"""Settings from the environment (prefix STUDIO_) and an optional .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGED_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "models.yaml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STUDIO_", env_file=".env", extra="ignore")
+
+    # Infrastructure
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
+    mongo_url: SecretStr = Field(
+        default=SecretStr("mongodb://127.0.0.1:27017"), description="MongoDB connection URL."
+    )
+    mongo_db: str = Field(default="studio_ai", description="Database name.")
+    topic_partitions: int = Field(default=3, ge=1, description="Partitions of created topics.")
+    topic_replication: int = Field(default=1, ge=1, description="Replication factor.")
+
+    # HTTP
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(
+        default=9100, description="Consumers serve /metrics and /healthz here."
+    )
+
+    # Models
+    models_dir: Path = Field(default=Path(".models"), description="Where models are installed.")
+    catalog_paths: list[Path] = Field(
+        default_factory=lambda: [PACKAGED_CATALOG],
+        description="Catalog files (JSON list in the environment).",
+    )
+    hf_endpoint: str = Field(default="https://huggingface.co", description="Hub for hf_api/hf_cli.")
+    hf_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STUDIO_HF_TOKEN", "HF_TOKEN"),
+        description="Token for gated models (never logged).",
+    )
+    mirror_endpoint: str | None = Field(
+        default=None, description="Hub-compatible mirror for the `mirror` transport."
+    )
+    staging_dir: Path | None = Field(
+        default=None,
+        description="Pre-staged model folders (<org>--<name>) for the `local` transport.",
+    )
+    download_progress_interval_s: float = Field(default=1.0, gt=0)
+    download_attempts: int = Field(default=3, ge=1, description="Tries for transient failures.")
+    download_retry_backoff_s: float = Field(default=2.0, ge=0)
+    download_metadata_timeout_s: float = Field(default=30.0, gt=0)
+
+    # Delivery
+    handler_attempts: int = Field(
+        default=3, ge=1, description="Tries for a transient handler failure."
+    )
+    handler_backoff_s: float = Field(default=0.5, ge=0)
+
+    # Logging
+    log_level: str = "INFO"
+    log_json: bool = True

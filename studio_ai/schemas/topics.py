@@ -1,0 +1,81 @@
+"""The topic registry: every Kafka topic, its key and who produces and consumes it.
+
+The `.v1` suffix is the schema generation: fields are only ever added; a breaking change is
+a new topic published beside the old one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    produced_by: str
+    consumed_by: str
+    description: str
+
+    @property
+    def dlq(self) -> str:
+        return dead_letter_topic(self.name)
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where a consumer of `topic` parks a message it can never process."""
+    return f"{topic}.dlq"
+
+
+MODEL_DOWNLOAD_REQUESTED = TopicSpec(
+    "models.download-requested.v1",
+    "model_id",
+    "gateway",
+    "downloader",
+    "An admin asked for a model to be downloaded and installed.",
+)
+MODEL_DOWNLOAD_PROGRESSED = TopicSpec(
+    "models.download-progressed.v1",
+    "model_id",
+    "downloader",
+    "model-projector, SSE, CLI",
+    "Bytes and files done so far, published at a bounded rate.",
+)
+MODEL_INSTALLED = TopicSpec(
+    "models.installed.v1",
+    "model_id",
+    "downloader",
+    "model-projector, audit",
+    "A model's files are on disk and verified.",
+)
+MODEL_DOWNLOAD_FAILED = TopicSpec(
+    "models.download-failed.v1",
+    "model_id",
+    "downloader",
+    "model-projector, audit",
+    "A download ended without installing the model; the reason says why and what to do.",
+)
+MODEL_DOWNLOAD_CANCELLED = TopicSpec(
+    "models.download-cancelled.v1",
+    "model_id",
+    "downloader",
+    "model-projector, audit",
+    "A download was stopped at an admin's request.",
+)
+
+MODEL_TOPICS: tuple[TopicSpec, ...] = (
+    MODEL_DOWNLOAD_REQUESTED,
+    MODEL_DOWNLOAD_PROGRESSED,
+    MODEL_INSTALLED,
+    MODEL_DOWNLOAD_FAILED,
+    MODEL_DOWNLOAD_CANCELLED,
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = MODEL_TOPICS
+
+
+def topic_names(specs: tuple[TopicSpec, ...] = ALL_TOPICS, *, with_dlq: bool = True) -> list[str]:
+    names = [spec.name for spec in specs]
+    if with_dlq:
+        names += [spec.dlq for spec in specs]
+    return names
