@@ -10,6 +10,9 @@ import pytest
 from studio_ai.devkit.hub_server import HubServer
 from studio_ai.devkit.tiny_models import create_all
 
+# The running system (gateway, consumers, hub servers) for integration and e2e tests.
+pytest_plugins = ["tests.support.stack"]
+
 
 @pytest.fixture(scope="session")
 def tiny_repos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

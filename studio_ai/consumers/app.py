@@ -63,5 +63,6 @@ def create_consumer_app(
         downloader=ModelDownloader(settings, metrics),
     )
     for group in groups:
-        broker.include_router(GROUPS[group](deps, group_id=(group_ids or {}).get(group, group)))
+        group_id = (group_ids or {}).get(group, settings.consumer_group_prefix + group)
+        broker.include_router(GROUPS[group](deps, group_id=group_id))
     return ConsumerApp(broker=broker, store=store, registry=registry, groups=groups)

@@ -1,8 +1,14 @@
 """ModelInstallation: a model's state in one workspace, and the rules for changing it.
 
 Every change is a pure function from the current state to the next (None means "nothing to
-change"). Events that do not belong to the current download, or that arrive again, change
-nothing, so replaying the models topics leaves the projection as it was.
+change"). Events that arrive again, or that belong to an older download than the one the
+state holds, change nothing, so replaying the models topics leaves the projection as it was.
+
+The models events travel on several topics, so a projector rebuilding from offset 0 may see a
+download's outcome before its request. Downloads of one model in one workspace never overlap
+(a request is refused while one runs), so "newer" is decided by time: an outcome that happened
+after the state's request belongs to a newer download and replaces it, and an outcome can
+create the state on its own.
 """
 
 from __future__ import annotations
@@ -72,6 +78,30 @@ def _is_active(current: ModelInstallation | None, download_id: uuid.UUID) -> boo
     )
 
 
+def _outcome_base(
+    current: ModelInstallation | None,
+    download_id: uuid.UUID,
+    *,
+    workspace_id: str,
+    model_id: str,
+    occurred_at: datetime,
+) -> ModelInstallation | None:
+    """The state an outcome of `download_id` applies to, or None if it must be ignored."""
+    if current is None:
+        return ModelInstallation(
+            workspace_id=workspace_id,
+            model_id=model_id,
+            download_id=download_id,
+            requested_at=occurred_at,
+        )
+    if current.download_id == download_id:
+        return current if current.status is ModelStatus.DOWNLOADING else None
+    if current.requested_at is None or occurred_at > current.requested_at:
+        # An outcome of a download newer than the one held (seen first during a rebuild).
+        return current.model_copy(update={"download_id": download_id, "requested_at": occurred_at})
+    return None
+
+
 def _next(current: ModelInstallation, **changes: object) -> ModelInstallation:
     return current.model_copy(update={**changes, "version": current.version + 1})
 
@@ -106,8 +136,6 @@ def start_download(
     if current is not None:
         if current.download_id == request.download_id:
             return None
-        if current.status is ModelStatus.DOWNLOADING:
-            return None
         if current.requested_at is not None and requested_at <= current.requested_at:
             return None
     base = current or ModelInstallation(workspace_id=workspace_id, model_id=request.model_id)
@@ -140,10 +168,22 @@ def apply_progress(
 
 
 def apply_installed(
-    current: ModelInstallation | None, event: ModelInstalled
+    current: ModelInstallation | None,
+    event: ModelInstalled,
+    *,
+    workspace_id: str,
+    occurred_at: datetime,
 ) -> ModelInstallation | None:
-    if current is None or not _is_active(current, event.download_id):
+    base = _outcome_base(
+        current,
+        event.download_id,
+        workspace_id=workspace_id,
+        model_id=event.model_id,
+        occurred_at=occurred_at,
+    )
+    if base is None:
         return None
+    current = base
     runtime = current.runtime or RuntimeConfig(
         engine=event.engine, endpoint_url=None, pool=default_pool(event.model_id)
     )
@@ -171,12 +211,23 @@ def apply_installed(
 
 
 def apply_failed(
-    current: ModelInstallation | None, event: ModelDownloadFailed, *, occurred_at: datetime
+    current: ModelInstallation | None,
+    event: ModelDownloadFailed,
+    *,
+    workspace_id: str,
+    occurred_at: datetime,
 ) -> ModelInstallation | None:
-    if current is None or not _is_active(current, event.download_id):
+    base = _outcome_base(
+        current,
+        event.download_id,
+        workspace_id=workspace_id,
+        model_id=event.model_id,
+        occurred_at=occurred_at,
+    )
+    if base is None:
         return None
     return _next(
-        current,
+        base,
         status=ModelStatus.FAILED,
         failure=DownloadFailure(
             code=event.code, reason=event.reason, retryable=event.retryable, failed_at=occurred_at
@@ -186,11 +237,22 @@ def apply_failed(
 
 
 def apply_cancelled(
-    current: ModelInstallation | None, event: ModelDownloadCancelled
+    current: ModelInstallation | None,
+    event: ModelDownloadCancelled,
+    *,
+    workspace_id: str,
+    occurred_at: datetime,
 ) -> ModelInstallation | None:
-    if current is None or not _is_active(current, event.download_id):
+    base = _outcome_base(
+        current,
+        event.download_id,
+        workspace_id=workspace_id,
+        model_id=event.model_id,
+        occurred_at=occurred_at,
+    )
+    if base is None:
         return None
-    return _next(current, status=ModelStatus.AVAILABLE, progress=None, cancel_requested=False)
+    return _next(base, status=ModelStatus.AVAILABLE, progress=None, cancel_requested=False)
 
 
 def request_cancel(current: ModelInstallation | None, model_id: str) -> ModelInstallation:

@@ -68,6 +68,11 @@ def run_dev_stack(settings: Settings, *, hub_port: int, console: Console) -> int
         "consumers": [exe, "worker", "run", *[a for g in GROUPS for a in ("--group", g)]],
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def stop_on_sigterm(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         for name, argv in commands.items():
             log = logs / f"{name}.log"

@@ -139,7 +139,9 @@ async def request_download(
         await state.store.update_installation(
             caller.workspace_id,
             entry.model_id,
-            lambda current: apply_failed(current, failed, occurred_at=datetime.now(UTC)),
+            lambda current: apply_failed(
+                current, failed, workspace_id=caller.workspace_id, occurred_at=datetime.now(UTC)
+            ),
         )
         raise HttpProblem(
             503,

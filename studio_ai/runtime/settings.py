@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     download_metadata_timeout_s: float = Field(default=30.0, gt=0)
 
     # Delivery
+    consumer_group_prefix: str = Field(
+        default="",
+        description="Prepended to every consumer group id, to run two deployments on one cluster.",
+    )
     handler_attempts: int = Field(
         default=3, ge=1, description="Tries for a transient handler failure."
     )

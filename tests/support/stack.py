@@ -199,12 +199,14 @@ def stack(hub_repos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     hub = HubServer(hub_repos, gated={GATED_REPO}, valid_tokens={"hf_test_token"}).start()
     mirror = HubServer(hub_repos, port=free_port()).start()
     catalog = write_test_catalog(workdir / "catalog.test.yaml")
+    session = uuid.uuid4().hex[:10]
     port = free_port()
     env = {
         **os.environ,
         "STUDIO_KAFKA_BOOTSTRAP": kafka_bootstrap(),
         "STUDIO_MONGO_URL": mongo_url(),
-        "STUDIO_MONGO_DB": f"studio_test_{uuid.uuid4().hex[:10]}",
+        "STUDIO_MONGO_DB": f"studio_test_{session}",
+        "STUDIO_CONSUMER_GROUP_PREFIX": f"test-{session}.",
         "STUDIO_MODELS_DIR": str(workdir / "models"),
         "STUDIO_CATALOG_PATHS": json.dumps([str(PACKAGED_CATALOG), str(catalog)]),
         "STUDIO_HF_ENDPOINT": hub.url,

@@ -17,5 +17,7 @@ async def project_download_cancelled(
     await store.update_installation(
         event.workspace_id,
         event.payload.model_id,
-        lambda current: apply_cancelled(current, event.payload),
+        lambda current: apply_cancelled(
+            current, event.payload, workspace_id=event.workspace_id, occurred_at=event.occurred_at
+        ),
     )

@@ -15,5 +15,7 @@ async def project_download_failed(event: Envelope[ModelDownloadFailed], store: M
     await store.update_installation(
         event.workspace_id,
         event.payload.model_id,
-        lambda current: apply_failed(current, event.payload, occurred_at=event.occurred_at),
+        lambda current: apply_failed(
+            current, event.payload, workspace_id=event.workspace_id, occurred_at=event.occurred_at
+        ),
     )

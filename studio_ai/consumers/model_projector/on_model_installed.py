@@ -16,5 +16,7 @@ async def project_model_installed(event: Envelope[ModelInstalled], store: MongoS
     await store.update_installation(
         event.workspace_id,
         event.payload.model_id,
-        lambda current: apply_installed(current, event.payload),
+        lambda current: apply_installed(
+            current, event.payload, workspace_id=event.workspace_id, occurred_at=event.occurred_at
+        ),
     )

@@ -35,6 +35,7 @@ from studio_ai.schemas.models import (
 )
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(seconds=30)
 MODEL = "meta-llama/Llama-3.2-1B-Instruct"
 
 
@@ -89,7 +90,7 @@ def test_a_download_runs_from_request_to_installed() -> None:
     assert state.status is ModelStatus.DOWNLOADING
     state = apply_progress(state, progress(req, 40)) or state
     assert state.progress and state.progress.percent == 40
-    done = apply_installed(state, installed(req))
+    done = apply_installed(state, installed(req), workspace_id="ws", occurred_at=T1)
     assert done is not None
     assert done.status is ModelStatus.INSTALLED
     assert done.revision_sha == "a" * 40
@@ -104,10 +105,11 @@ def test_duplicates_late_and_foreign_events_change_nothing() -> None:
     assert apply_progress(state, progress(req, 30)) is None
     other = request()
     assert apply_progress(state, progress(other, 90)) is None
-    assert apply_installed(state, installed(other)) is None
-    final = apply_installed(state, installed(req))
+    earlier = T0 - timedelta(minutes=1)
+    assert apply_installed(state, installed(other), workspace_id="ws", occurred_at=earlier) is None
+    final = apply_installed(state, installed(req), workspace_id="ws", occurred_at=T1)
     assert final is not None
-    assert apply_installed(final, installed(req)) is None
+    assert apply_installed(final, installed(req), workspace_id="ws", occurred_at=T1) is None
     assert apply_progress(final, progress(req, 99)) is None
     assert start_download(final, req, workspace_id="ws", requested_at=T0, requested_by="u") is None
 
@@ -121,7 +123,8 @@ def test_an_older_request_replayed_after_a_newer_one_is_ignored() -> None:
         reason="x",
         retryable=False,
     )
-    state = apply_failed(state, failed, occurred_at=T0 + timedelta(minutes=6)) or state
+    later = T0 + timedelta(minutes=6)
+    state = apply_failed(state, failed, workspace_id="ws", occurred_at=later) or state
     assert (
         start_download(state, request(), workspace_id="ws", requested_at=T0, requested_by="u")
         is None
@@ -132,7 +135,7 @@ def test_busy_models_refuse_a_second_download_with_their_status() -> None:
     state, req = started()
     with pytest.raises(Conflict, match="already downloading"):
         refuse_if_busy(state, MODEL)
-    done = apply_installed(state, installed(req))
+    done = apply_installed(state, installed(req), workspace_id="ws", occurred_at=T1)
     with pytest.raises(Conflict, match="already installed"):
         refuse_if_busy(done, MODEL)
     refuse_if_busy(None, MODEL)
@@ -149,7 +152,8 @@ def test_failure_and_cancel() -> None:
             reason="gated",
             retryable=False,
         ),
-        occurred_at=T0,
+        workspace_id="ws",
+        occurred_at=T1,
     )
     assert failed and failed.status is ModelStatus.FAILED and failed.failure
     assert failed.failure.code is DownloadFailureCode.GATED_NO_TOKEN
@@ -161,6 +165,8 @@ def test_failure_and_cancel() -> None:
     back = apply_cancelled(
         cancelling,
         ModelDownloadCancelled(download_id=req.download_id, model_id=MODEL, bytes_done=5),
+        workspace_id="ws",
+        occurred_at=T1,
     )
     assert back and back.status is ModelStatus.AVAILABLE
     with pytest.raises(Conflict, match="not downloading"):
@@ -171,7 +177,7 @@ def test_runtime_needs_an_installed_model_and_a_server_url_for_remote_engines() 
     state, req = started()
     with pytest.raises(Conflict, match="not installed"):
         configure_runtime(state, MODEL, engine=EngineKind.VLLM, endpoint_url="http://v", pool=None)
-    done = apply_installed(state, installed(req))
+    done = apply_installed(state, installed(req), workspace_id="ws", occurred_at=T1)
     with pytest.raises(InvalidInput, match="endpoint_url"):
         configure_runtime(done, MODEL, engine=EngineKind.TGI, endpoint_url=None, pool=None)
     configured = configure_runtime(
@@ -179,3 +185,37 @@ def test_runtime_needs_an_installed_model_and_a_server_url_for_remote_engines() 
     )
     assert configured.runtime and configured.runtime.pool == "small"
     assert configured.version == (done.version if done else 0) + 1
+
+
+def test_a_rebuild_that_sees_outcomes_before_requests_ends_in_the_same_state() -> None:
+    first, req1 = started(T0)
+    failed1 = ModelDownloadFailed(
+        download_id=req1.download_id,
+        model_id=MODEL,
+        code=DownloadFailureCode.DISK_FULL,
+        reason="full",
+        retryable=True,
+    )
+    req2 = request()
+    t_fail, t_req2, t_done = (T0 + timedelta(minutes=m) for m in (1, 2, 3))
+
+    # In order, as the live projector sees them.
+    live = apply_failed(first, failed1, workspace_id="ws", occurred_at=t_fail)
+    live = start_download(live, req2, workspace_id="ws", requested_at=t_req2, requested_by="u")
+    live = apply_installed(live, installed(req2), workspace_id="ws", occurred_at=t_done)
+    assert live is not None and live.status is ModelStatus.INSTALLED
+
+    # Outcomes first, requests last (separate topics read at different speeds).
+    rebuilt = apply_installed(None, installed(req2), workspace_id="ws", occurred_at=t_done)
+    for change in (
+        lambda s: apply_failed(s, failed1, workspace_id="ws", occurred_at=t_fail),
+        lambda s: start_download(s, req1, workspace_id="ws", requested_at=T0, requested_by="u"),
+        lambda s: start_download(s, req2, workspace_id="ws", requested_at=t_req2, requested_by="u"),
+    ):
+        rebuilt = change(rebuilt) or rebuilt
+    assert rebuilt is not None
+    assert (rebuilt.status, rebuilt.download_id, rebuilt.revision_sha) == (
+        live.status,
+        live.download_id,
+        live.revision_sha,
+    )
