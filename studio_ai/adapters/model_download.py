@@ -165,6 +165,8 @@ class ModelDownloader:
                 )
             except TransferFailed as exc:
                 failure = exc
+            except asyncio.CancelledError:
+                raise
             except OSError as exc:
                 failure = (
                     disk_full(exc)
@@ -174,6 +176,13 @@ class ModelDownloader:
                         f"file system error: {exc}",
                         retryable=True,
                     )
+                )
+            except Exception as exc:  # a bug must not leave the model stuck in `downloading`
+                log.exception("unexpected error in a model download")
+                failure = TransferFailed(
+                    DownloadFailureCode.TRANSFER_FAILED,
+                    f"unexpected {type(exc).__name__} during the download: {exc}",
+                    retryable=True,
                 )
             log.warning(
                 "model download attempt failed",

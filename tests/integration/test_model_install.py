@@ -151,3 +151,48 @@ def test_runtime_of_an_installed_model_can_be_set(stack: Stack) -> None:
         "pool": "llama-small",
     }
     assert client.get(f"/admin/models/{TINY_LLAMA}").json()["runtime"]["pool"] == "llama-small"
+
+
+def _events_with_correlation(topic: str, correlation_id: str) -> list[dict[str, Any]]:
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap(),
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            found: list[dict[str, Any]] = []
+            batches = await consumer.getmany(timeout_ms=3000)
+            while batches:
+                for records in batches.values():
+                    for record in records:
+                        headers = {k: v.decode() for k, v in record.headers}
+                        if headers.get("correlation_id") == correlation_id:
+                            found.append({**json.loads(record.value), "_key": record.key})
+                batches = await consumer.getmany(timeout_ms=1000)
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def test_one_request_is_one_chain_of_events_keyed_by_model(stack: Stack) -> None:
+    workspace, client = new_workspace(stack, "chain")
+    correlation_id = f"req-{workspace}"
+    response = client.post(
+        "/admin/models/download",
+        json={"model_id": TINY_LLAMA},
+        headers={"X-Correlation-ID": correlation_id},
+    )
+    assert response.status_code == 202
+    assert response.headers["X-Correlation-ID"] == correlation_id
+    wait_status(stack, client, TINY_LLAMA, {"installed"})
+
+    (requested,) = _events_with_correlation("models.download-requested.v1", correlation_id)
+    (installed,) = _events_with_correlation("models.installed.v1", correlation_id)
+    assert requested["_key"] == installed["_key"] == TINY_LLAMA.encode()
+    assert requested["workspace_id"] == installed["workspace_id"] == workspace
+    assert installed["causation_id"] == requested["event_id"]
