@@ -80,25 +80,26 @@ def _is_active(current: ModelInstallation | None, download_id: uuid.UUID) -> boo
 
 def _outcome_base(
     current: ModelInstallation | None,
-    download_id: uuid.UUID,
+    outcome: ModelInstalled | ModelDownloadFailed | ModelDownloadCancelled,
     *,
     workspace_id: str,
-    model_id: str,
     occurred_at: datetime,
 ) -> ModelInstallation | None:
-    """The state an outcome of `download_id` applies to, or None if it must be ignored."""
+    """The state an outcome applies to, or None if it must be ignored."""
     if current is None:
         return ModelInstallation(
             workspace_id=workspace_id,
-            model_id=model_id,
-            download_id=download_id,
+            model_id=outcome.model_id,
+            download_id=outcome.download_id,
             requested_at=occurred_at,
         )
-    if current.download_id == download_id:
+    if current.download_id == outcome.download_id:
         return current if current.status is ModelStatus.DOWNLOADING else None
     if current.requested_at is None or occurred_at > current.requested_at:
         # An outcome of a download newer than the one held (seen first during a rebuild).
-        return current.model_copy(update={"download_id": download_id, "requested_at": occurred_at})
+        return current.model_copy(
+            update={"download_id": outcome.download_id, "requested_at": occurred_at}
+        )
     return None
 
 
@@ -174,13 +175,7 @@ def apply_installed(
     workspace_id: str,
     occurred_at: datetime,
 ) -> ModelInstallation | None:
-    base = _outcome_base(
-        current,
-        event.download_id,
-        workspace_id=workspace_id,
-        model_id=event.model_id,
-        occurred_at=occurred_at,
-    )
+    base = _outcome_base(current, event, workspace_id=workspace_id, occurred_at=occurred_at)
     if base is None:
         return None
     current = base
@@ -217,13 +212,7 @@ def apply_failed(
     workspace_id: str,
     occurred_at: datetime,
 ) -> ModelInstallation | None:
-    base = _outcome_base(
-        current,
-        event.download_id,
-        workspace_id=workspace_id,
-        model_id=event.model_id,
-        occurred_at=occurred_at,
-    )
+    base = _outcome_base(current, event, workspace_id=workspace_id, occurred_at=occurred_at)
     if base is None:
         return None
     return _next(
@@ -243,13 +232,7 @@ def apply_cancelled(
     workspace_id: str,
     occurred_at: datetime,
 ) -> ModelInstallation | None:
-    base = _outcome_base(
-        current,
-        event.download_id,
-        workspace_id=workspace_id,
-        model_id=event.model_id,
-        occurred_at=occurred_at,
-    )
+    base = _outcome_base(current, event, workspace_id=workspace_id, occurred_at=occurred_at)
     if base is None:
         return None
     return _next(base, status=ModelStatus.AVAILABLE, progress=None, cancel_requested=False)

@@ -2,44 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from huggingface_hub import HfApi, snapshot_download
 
 from studio_ai.domain.model_ids import model_dir_name
-from tests.support.flows import add_private_model, download, new_workspace, wait_status
-from tests.support.stack import TINY_GEMMA, TINY_LLAMA, Stack, kafka_bootstrap
+from tests.support.flows import (
+    add_private_model,
+    download,
+    new_workspace,
+    read_topic,
+    wait_status,
+)
+from tests.support.stack import TINY_GEMMA, TINY_LLAMA, Stack
 
 
 def _progress_events(download_id: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        consumer = AIOKafkaConsumer(
-            "models.download-progressed.v1",
-            bootstrap_servers=kafka_bootstrap(),
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            found: list[dict[str, Any]] = []
-            batches = await consumer.getmany(timeout_ms=3000)
-            while batches:
-                for records in batches.values():
-                    for record in records:
-                        event = json.loads(record.value)
-                        if event.get("payload", {}).get("download_id") == download_id:
-                            found.append(event)
-                batches = await consumer.getmany(timeout_ms=1000)
-            return found
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+    return [
+        body
+        for _, _, body in read_topic("models.download-progressed.v1")
+        if body.get("payload", {}).get("download_id") == download_id
+    ]
 
 
 @pytest.mark.parametrize("transport", ["hf_api", "hf_cli", "mirror", "local"])
@@ -154,29 +139,11 @@ def test_runtime_of_an_installed_model_can_be_set(stack: Stack) -> None:
 
 
 def _events_with_correlation(topic: str, correlation_id: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=kafka_bootstrap(),
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            found: list[dict[str, Any]] = []
-            batches = await consumer.getmany(timeout_ms=3000)
-            while batches:
-                for records in batches.values():
-                    for record in records:
-                        headers = {k: v.decode() for k, v in record.headers}
-                        if headers.get("correlation_id") == correlation_id:
-                            found.append({**json.loads(record.value), "_key": record.key})
-                batches = await consumer.getmany(timeout_ms=1000)
-            return found
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+    return [
+        {**body, "_key": key}
+        for key, headers, body in read_topic(topic)
+        if headers.get("correlation_id") == correlation_id
+    ]
 
 
 def test_one_request_is_one_chain_of_events_keyed_by_model(stack: Stack) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer
 
-from tests.support.stack import Stack, wait_until
+from tests.support.stack import Stack, catalog_entry, kafka_bootstrap, wait_until
 
 
 def new_workspace(stack: Stack, prefix: str = "ws") -> tuple[str, httpx.Client]:
@@ -17,19 +20,7 @@ def new_workspace(stack: Stack, prefix: str = "ws") -> tuple[str, httpx.Client]:
 
 
 def add_private_model(client: httpx.Client, model_id: str, repo: str, **extra: Any) -> None:
-    body = {
-        "model_id": model_id,
-        "display_name": model_id,
-        "hub_repo_id": repo,
-        "modality": "text",
-        "task": "fast_text",
-        "default_engine": "transformers",
-        "gated": False,
-        "approx_size_bytes": 500_000,
-        "license": "apache-2.0",
-        **extra,
-    }
-    response = client.post("/admin/models", json=body)
+    response = client.post("/admin/models", json=catalog_entry(model_id, repo, **extra))
     assert response.status_code == 201, response.text
 
 
@@ -60,3 +51,37 @@ def download(client: httpx.Client, model_id: str, transport: str = "hf_api") -> 
     assert response.status_code == 202, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def read_topic(topic: str) -> list[tuple[bytes | None, dict[str, str], dict[str, Any]]]:
+    """(key, headers, JSON body) of every record on `topic` so far; bodies that are not JSON
+    objects come back as {}."""
+
+    async def read() -> list[tuple[bytes | None, dict[str, str], dict[str, Any]]]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap(),
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            records = []
+            batches = await consumer.getmany(timeout_ms=3000)
+            while batches:
+                for batch in batches.values():
+                    for record in batch:
+                        try:
+                            body = json.loads(record.value)
+                        except ValueError:
+                            body = {}
+                        headers = {k: v.decode() for k, v in record.headers}
+                        records.append(
+                            (record.key, headers, body if isinstance(body, dict) else {})
+                        )
+                batches = await consumer.getmany(timeout_ms=1000)
+            return records
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())

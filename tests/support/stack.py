@@ -140,21 +140,24 @@ class Stack:
         return httpx.Client(base_url=self.gateway_url, headers=headers, timeout=30)
 
 
-def write_test_catalog(path: Path) -> Path:
-    def entry(model_id: str, repo: str, **extra: Any) -> dict[str, Any]:
-        return {
-            "model_id": model_id,
-            "display_name": model_id,
-            "hub_repo_id": repo,
-            "modality": "text",
-            "task": "fast_text",
-            "default_engine": "transformers",
-            "gated": False,
-            "approx_size_bytes": 500_000,
-            "license": "apache-2.0",
-            **extra,
-        }
+def catalog_entry(model_id: str, repo: str, **extra: Any) -> dict[str, Any]:
+    """A catalog entry for a tiny text model (override fields with `extra`)."""
+    return {
+        "model_id": model_id,
+        "display_name": model_id,
+        "hub_repo_id": repo,
+        "modality": "text",
+        "task": "fast_text",
+        "default_engine": "transformers",
+        "gated": False,
+        "approx_size_bytes": 500_000,
+        "license": "apache-2.0",
+        **extra,
+    }
 
+
+def write_test_catalog(path: Path) -> Path:
+    entry = catalog_entry
     models = [
         entry(TINY_LLAMA, TINY_LLAMA),
         entry(TINY_GEMMA, TINY_GEMMA, modality="multimodal", task="image_text"),
