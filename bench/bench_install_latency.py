@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--run-timeout",
         type=float,
-        default=float(os.environ.get("BENCH_RUN_TIMEOUT_S") or 90),
+        default=float(os.environ.get("BENCH_RUN_TIMEOUT_S") or 30),
         help="give up on one install after this many seconds; env BENCH_RUN_TIMEOUT_S",
     )
     parser.add_argument(
@@ -238,29 +238,30 @@ class InstallRun:
     installed_s: float
 
 
+class StuckRun(Exception):
+    """The install did not become `installed` in time (the system is still up)."""
+
+
 def create_admin_key(procs: Processes, workspace: str) -> str:
-    done = subprocess.run(
-        [
-            STUDIO_AI,
-            "keys",
-            "create",
-            "--workspace",
-            workspace,
-            "--user",
-            "bench",
-            "--role",
-            "admin",
-        ],
+    """`studio-ai keys create ... --role admin`; the key is the last line of its stdout."""
+    argv = [STUDIO_AI, "keys", "create", "--workspace", workspace, "--user", "bench"]
+    proc = subprocess.Popen(
+        [*argv, "--role", "admin"],
         env=procs.env,
         cwd=procs.workdir,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
-        check=False,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"studio-ai keys create failed ({done.returncode}):\n{done.stderr}")
-    return done.stdout.strip().splitlines()[-1].strip()
+    try:
+        out, err = proc.communicate(timeout=60)
+    except BaseException:  # also Ctrl-C: do not leave it running (or unreaped) behind us
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"studio-ai keys create failed ({proc.returncode}):\n{err}")
+    return out.strip().splitlines()[-1].strip()
 
 
 def install_once(
@@ -302,10 +303,15 @@ def install_once(
                 raise RuntimeError(f"the install failed: {json.dumps(body.get('failure'))}")
             if time.perf_counter() > deadline:
                 procs.check_alive()
-                raise RuntimeError(
-                    f"not installed after {timeout:.0f} s (status {status!r}, progress "
-                    f"{json.dumps(progress)}); consumers log:\n"
-                    f"{procs.log_tail('consumers', 60)}"
+                done = bool(progress) and 0 < progress["bytes_total"] == progress["bytes_done"]
+                raise StuckRun(
+                    f"status {status!r}, progress {json.dumps(progress)}"
+                    + (
+                        ": the downloader reported every byte, yet `installed` never showed "
+                        "(a lost update in the projection?)"
+                        if done
+                        else ""
+                    )
                 )
             time.sleep(poll_s)
 
@@ -353,7 +359,7 @@ def p50_max(values: list[float]) -> str:
 
 
 def report(
-    cold: InstallRun,
+    cold: InstallRun | None,
     runs: list[InstallRun],
     baseline: list[float],
     starts: list[float],
@@ -365,24 +371,18 @@ def report(
         f"{len(runs)} runs, seconds from the POST"
     )
     print(f"{'':<48}{'p50':>8}{'max':>8}{'cold':>8}")
-    rows: list[tuple[str, list[float], float | None]] = [
-        ("POST /admin/models/download answered 202", [r.accepted_s for r in runs], cold.accepted_s),
-        (
-            "first downloader progress visible in GET",
-            [r.first_progress_s for r in runs if r.first_progress_s is not None],
-            cold.first_progress_s,
-        ),
-        (
-            "downloader verified the files (installed_at)",
-            [r.downloader_done_s for r in runs],
-            cold.downloader_done_s,
-        ),
-        ("pipeline: `installed` visible in GET", [r.installed_s for r in runs], cold.installed_s),
+    rows = [
+        ("POST /admin/models/download answered 202", "accepted_s"),
+        ("first downloader progress visible in GET", "first_progress_s"),
+        ("downloader verified the files (installed_at)", "downloader_done_s"),
+        ("pipeline: `installed` visible in GET", "installed_s"),
     ]
-    for label, values, cold_value in rows:
+    for label, attr in rows:
+        values = [v for r in runs if (v := getattr(r, attr)) is not None]
         if not values:
-            print(f"  {label:<46}{'(never seen: the install finished first)':>24}")
+            print(f"  {label:<46}  (never seen: the install finished first)")
             continue
+        cold_value = getattr(cold, attr) if cold is not None else None
         cold_text = f"{cold_value:>8.3f}" if cold_value is not None else f"{'-':>8}"
         print(f"  {label:<46}{p50_max(values)}{cold_text}")
     lag = [r.installed_s - r.downloader_done_s for r in runs]
@@ -470,32 +470,55 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gateway and consumers up in {time.perf_counter() - started:.1f} s", flush=True)
 
             installed_dir = models_dir / model_dir_name(MODEL_ID)
-            results: list[InstallRun] = []
+            cold: InstallRun | None = None
+            runs: list[InstallRun] = []
+            stuck: list[str] = []
             for i in range(args.runs + 1):
+                label = "cold run" if i == 0 else f"run {i}/{args.runs}"
                 shutil.rmtree(installed_dir, ignore_errors=True)
                 key = create_admin_key(procs, f"bench-{tag}-{i}")
-                run = install_once(
-                    gateway,
-                    key,
-                    poll_s=args.poll_ms / 1000,
-                    timeout=args.run_timeout,
-                    procs=procs,
-                )
-                label = "cold run" if i == 0 else f"run {i}/{args.runs}"
+                try:
+                    run = install_once(
+                        gateway,
+                        key,
+                        poll_s=args.poll_ms / 1000,
+                        timeout=args.run_timeout,
+                        procs=procs,
+                    )
+                except StuckRun as exc:
+                    print(f"{label}: NOT installed after {args.run_timeout:.0f} s: {exc}")
+                    stuck.append(label)
+                    continue
                 print(f"{label}: installed after {run.installed_s:.3f} s", flush=True)
-                results.append(run)
+                if i == 0:
+                    cold = run
+                else:
+                    runs.append(run)
+            if not runs:
+                raise RuntimeError(
+                    "no measured run became `installed`; consumers log:\n"
+                    + procs.log_tail("consumers", 60)
+                )
 
             baseline_dir = work / "baseline"
             baseline_once(hub.url, baseline_dir)  # imports and first connection: not counted
             baseline = [baseline_once(hub.url, baseline_dir) for _ in range(args.runs)]
             report(
-                results[0],
-                results[1:],
+                cold,
+                runs,
                 baseline,
                 [child_start() for _ in range(args.runs)],
                 files=len(files),
                 size=sum(p.stat().st_size for p in files),
             )
+        if stuck:
+            print(
+                f"\n{len(stuck)} of {args.runs + 1} installs never became `installed` "
+                f"({', '.join(stuck)}): left out of the figures above; this is a failure of the "
+                "system under test, not of the benchmark",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     except KeyboardInterrupt:
         print("interrupted; stopping what was started", file=sys.stderr)

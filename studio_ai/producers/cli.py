@@ -86,7 +86,10 @@ def models_list(api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "")
             models = client.list_models().models
     except (ApiError, OSError) as exc:
         raise _fail(str(exc)) from exc
-    table = Table("model", "task", "status", "progress / revision", "engine", "size")
+    table = Table(title=f"models of this workspace ({api_url})")
+    table.add_column("model", overflow="fold")
+    for column in ("task", "status", "progress / revision", "engine", "size"):
+        table.add_column(column, overflow="fold")
     for view in models:
         status = view.status.value
         if view.progress:
@@ -106,9 +109,13 @@ def models_list(api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "")
             f"[{color}]{status}[/{color}]",
             detail,
             view.runtime.engine.value if view.runtime else view.model.default_engine.value,
-            f"{view.model.approx_size_bytes / 1e9:.2f} GB",
+            _size(view.model.approx_size_bytes),
         )
     console.print(table)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 @models_app.command("download")
