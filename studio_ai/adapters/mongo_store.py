@@ -7,7 +7,10 @@ MongoDB and on FerretDB (see DESIGN.md, delivery rules).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import uuid
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -36,6 +39,10 @@ class MongoStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
         self._client = client
         self.db: AsyncDatabase[Document] = client[database]
+        # FerretDB 1.24 does not make a filtered update atomic (two concurrent compare-and-set
+        # writes can both match), so writers of one document in this process take turns.
+        # MongoDB needs no help: there the version filter alone is enough across processes.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @classmethod
     def connect(cls, url: str, database: str, *, timeout_ms: int = 5000) -> MongoStore:
@@ -58,6 +65,7 @@ class MongoStore:
         await self.db.api_keys.create_index([("key_hash", ASCENDING)], unique=True)
         await self.db.api_keys.create_index([("workspace_id", ASCENDING)])
         await self.db.catalog_entries.create_index([("workspace_id", ASCENDING)])
+        await self.db.download_cancellations.create_index([("workspace_id", ASCENDING)])
         await self.db.model_installations.create_index(
             [("workspace_id", ASCENDING), ("model_id", ASCENDING)], unique=True
         )
@@ -94,6 +102,35 @@ class MongoStore:
         cursor = self.db.catalog_entries.find({"workspace_id": workspace_id}).sort("_id", ASCENDING)
         return [CatalogEntry.model_validate(doc["entry"]) async for doc in cursor]
 
+    # --- download cancellations (insert-only, one per download) -----------------------------
+
+    async def insert_cancellation(
+        self,
+        download_id: uuid.UUID,
+        *,
+        workspace_id: str,
+        model_id: str,
+        requested_by: str,
+        requested_at: datetime,
+    ) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db.download_cancellations.insert_one(
+                {
+                    "_id": str(download_id),
+                    "workspace_id": workspace_id,
+                    "model_id": model_id,
+                    "requested_by": requested_by,
+                    "requested_at": requested_at,
+                }
+            )
+
+    async def is_cancelled(self, download_id: uuid.UUID) -> bool:
+        return await self.db.download_cancellations.find_one({"_id": str(download_id)}) is not None
+
+    async def cancelled_downloads(self, workspace_id: str) -> set[str]:
+        cursor = self.db.download_cancellations.find({"workspace_id": workspace_id}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
     # --- model installations (the model projection) ---------------------------------------
 
     async def get_installation(self, workspace_id: str, model_id: str) -> ModelInstallation | None:
@@ -124,6 +161,20 @@ class MongoStore:
         errors raised by `change` propagate unchanged.
         """
         key = _installation_key(workspace_id, model_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            return await self._compare_and_set(key, workspace_id, model_id, change, attempts)
+
+    async def _compare_and_set(
+        self,
+        key: str,
+        workspace_id: str,
+        model_id: str,
+        change: Callable[[ModelInstallation | None], ModelInstallation | None],
+        attempts: int,
+    ) -> ModelInstallation | None:
         for attempt in range(attempts):
             current = await self.get_installation(workspace_id, model_id)
             new = change(current)

@@ -35,9 +35,13 @@ def _side_app(app: ConsumerApp) -> Starlette:
 
 
 async def run_consumers(
-    settings: Settings, groups: list[str], *, metrics_port: int | None = None
+    settings: Settings,
+    groups: list[str],
+    *,
+    metrics_port: int | None = None,
+    group_ids: dict[str, str] | None = None,
 ) -> None:
-    app = create_consumer_app(settings, groups)
+    app = create_consumer_app(settings, groups, group_ids=group_ids)
     await app.store.ensure_indexes()
     await ensure_topics(settings)
     server = uvicorn.Server(

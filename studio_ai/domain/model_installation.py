@@ -56,7 +56,6 @@ class ModelInstallation(BaseModel):
     requested_at: datetime | None = None
     requested_by: str | None = None
     progress: DownloadProgress | None = None
-    cancel_requested: bool = False
     local_path: str | None = None
     revision_sha: str | None = None
     size_bytes: int | None = None
@@ -148,7 +147,6 @@ def start_download(
         requested_at=requested_at,
         requested_by=requested_by,
         progress=DownloadProgress(bytes_done=0, bytes_total=0, percent=0.0),
-        cancel_requested=False,
         failure=None,
         modality=request.modality,
     )
@@ -201,7 +199,6 @@ def apply_installed(
         modality=event.modality,
         runtime=runtime,
         failure=None,
-        cancel_requested=False,
     )
 
 
@@ -221,7 +218,6 @@ def apply_failed(
         failure=DownloadFailure(
             code=event.code, reason=event.reason, retryable=event.retryable, failed_at=occurred_at
         ),
-        cancel_requested=False,
     )
 
 
@@ -235,16 +231,22 @@ def apply_cancelled(
     base = _outcome_base(current, event, workspace_id=workspace_id, occurred_at=occurred_at)
     if base is None:
         return None
-    return _next(base, status=ModelStatus.AVAILABLE, progress=None, cancel_requested=False)
+    return _next(base, status=ModelStatus.AVAILABLE, progress=None)
 
 
-def request_cancel(current: ModelInstallation | None, model_id: str) -> ModelInstallation:
+def cancellable_download(current: ModelInstallation | None, model_id: str) -> uuid.UUID:
+    """The download a cancel request stops; raises Conflict when nothing is downloading.
+
+    Cancel requests are kept apart from this state (one insert-only record per download), so a
+    cancel can never be lost to a concurrent progress update of the projection.
+    """
     if current is None or current.status is not ModelStatus.DOWNLOADING:
         status = current.status.value if current else ModelStatus.AVAILABLE.value
         raise Conflict(
             f"model {model_id!r} is not downloading (status: {status}); nothing to cancel"
         )
-    return _next(current, cancel_requested=True)
+    assert current.download_id is not None
+    return current.download_id
 
 
 def configure_runtime(

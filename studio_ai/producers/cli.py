@@ -225,6 +225,13 @@ def worker_run(
     metrics_port: Annotated[
         int | None, typer.Option(help="Port for /metrics and /healthz.")
     ] = None,
+    group_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the (single) group under this Kafka group id instead, e.g. a new id to "
+            "replay a projection's topics from offset 0.",
+        ),
+    ] = None,
 ) -> None:
     """Run one or more consumer groups (one per Kubernetes Deployment in production)."""
     from studio_ai.consumers.app import GROUPS, unknown_groups
@@ -232,9 +239,12 @@ def worker_run(
 
     if bad := unknown_groups(group):
         raise _fail(f"unknown group(s) {', '.join(bad)}; known: {', '.join(GROUPS)}")
+    if group_id is not None and len(group) != 1:
+        raise _fail("--group-id renames one group: give exactly one --group with it")
     settings = Settings()
     _configure_logging(settings)
-    asyncio.run(run_consumers(settings, group, metrics_port=metrics_port))
+    group_ids = {group[0]: group_id} if group_id else None
+    asyncio.run(run_consumers(settings, group, metrics_port=metrics_port, group_ids=group_ids))
 
 
 @worker_app.command("groups")

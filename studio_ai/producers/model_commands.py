@@ -19,9 +19,9 @@ from studio_ai.domain.model_ids import (
 from studio_ai.domain.model_installation import (
     ModelInstallation,
     apply_failed,
+    cancellable_download,
     configure_runtime,
     refuse_if_busy,
-    request_cancel,
     start_download,
 )
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
@@ -162,11 +162,16 @@ async def cancel_download(
 ) -> DownloadCancelAccepted:
     validate_model_id(model_id)
     find_entry(model_id, *await workspace_catalog(state, caller))
-    updated = await state.store.update_installation(
-        caller.workspace_id, model_id, lambda current: request_cancel(current, model_id)
+    current = await state.store.get_installation(caller.workspace_id, model_id)
+    download_id = cancellable_download(current, model_id)
+    await state.store.insert_cancellation(
+        download_id,
+        workspace_id=caller.workspace_id,
+        model_id=model_id,
+        requested_by=caller.user_id,
+        requested_at=datetime.now(UTC),
     )
-    assert updated is not None and updated.download_id is not None
-    return DownloadCancelAccepted(model_id=model_id, download_id=updated.download_id)
+    return DownloadCancelAccepted(model_id=model_id, download_id=download_id)
 
 
 async def add_catalog_entry(state: GatewayState, caller: Caller, entry: CatalogEntry) -> ModelView:
@@ -213,22 +218,34 @@ async def set_runtime(
 async def list_models(state: GatewayState, caller: Caller) -> list[ModelView]:
     catalog, own = await workspace_catalog(state, caller)
     installations = await state.store.list_installations(caller.workspace_id)
-    return [
-        *(model_view(e, "catalog", installations.get(e.model_id)) for e in catalog),
-        *(model_view(e, "workspace", installations.get(e.model_id)) for e in own),
+    cancelled = await state.store.cancelled_downloads(caller.workspace_id)
+    sources: list[tuple[CatalogSource, list[CatalogEntry]]] = [
+        ("catalog", catalog),
+        ("workspace", own),
     ]
+    views = []
+    for source, entries in sources:
+        for entry in entries:
+            inst = installations.get(entry.model_id)
+            is_cancelled = inst is not None and str(inst.download_id) in cancelled
+            views.append(model_view(entry, source, inst, cancel_requested=is_cancelled))
+    return views
 
 
 async def get_model(state: GatewayState, caller: Caller, model_id: str) -> ModelView:
     validate_model_id(model_id)
     entry, source = find_entry(model_id, *await workspace_catalog(state, caller))
-    return model_view(
-        entry, source, await state.store.get_installation(caller.workspace_id, model_id)
-    )
+    inst = await state.store.get_installation(caller.workspace_id, model_id)
+    cancelled = bool(inst and inst.download_id and await state.store.is_cancelled(inst.download_id))
+    return model_view(entry, source, inst, cancel_requested=cancelled)
 
 
 def model_view(
-    entry: CatalogEntry, source: CatalogSource, inst: ModelInstallation | None
+    entry: CatalogEntry,
+    source: CatalogSource,
+    inst: ModelInstallation | None,
+    *,
+    cancel_requested: bool = False,
 ) -> ModelView:
     if inst is None:
         return ModelView(model=entry, source=source, status=ModelStatus.AVAILABLE)
@@ -254,5 +271,5 @@ def model_view(
         installation=installation,
         failure=failure,
         runtime=inst.runtime if inst.status is ModelStatus.INSTALLED else None,
-        cancel_requested=inst.cancel_requested,
+        cancel_requested=cancel_requested and inst.status is ModelStatus.DOWNLOADING,
     )

@@ -43,7 +43,7 @@ async def download_model(event: Envelope[ModelDownloadRequested], deps: Consumer
             current is not None
             and current.download_id == request.download_id
             and current.status is ModelStatus.DOWNLOADING
-            and not current.cancel_requested
+            and not await deps.store.is_cancelled(request.download_id)
         )
 
     async def cancel_requested() -> bool:
@@ -64,7 +64,7 @@ async def download_model(event: Envelope[ModelDownloadRequested], deps: Consumer
     if current.status is not ModelStatus.DOWNLOADING:
         return
     outcome: ModelInstalled | ModelDownloadFailed | ModelDownloadCancelled
-    if current.cancel_requested:
+    if await deps.store.is_cancelled(request.download_id):
         outcome = ModelDownloadCancelled(
             download_id=request.download_id, model_id=request.model_id, bytes_done=0
         )

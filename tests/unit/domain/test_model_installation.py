@@ -14,9 +14,9 @@ from studio_ai.domain.model_installation import (
     apply_failed,
     apply_installed,
     apply_progress,
+    cancellable_download,
     configure_runtime,
     refuse_if_busy,
-    request_cancel,
     start_download,
 )
 from studio_ai.schemas.models import (
@@ -160,17 +160,16 @@ def test_failure_and_cancel() -> None:
     refuse_if_busy(failed, MODEL)
 
     state, req = started()
-    cancelling = request_cancel(state, MODEL)
-    assert cancelling.cancel_requested
+    assert cancellable_download(state, MODEL) == req.download_id
     back = apply_cancelled(
-        cancelling,
+        state,
         ModelDownloadCancelled(download_id=req.download_id, model_id=MODEL, bytes_done=5),
         workspace_id="ws",
         occurred_at=T1,
     )
     assert back and back.status is ModelStatus.AVAILABLE
     with pytest.raises(Conflict, match="not downloading"):
-        request_cancel(back, MODEL)
+        cancellable_download(back, MODEL)
 
 
 def test_runtime_needs_an_installed_model_and_a_server_url_for_remote_engines() -> None:
