@@ -7,16 +7,24 @@ SHELL := bash
 PYTHON311 ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
+# Wheels are kept here between clean clones: the package proxy on these machines marks its
+# answers uncacheable, so pip's own cache stays empty and torch (several GB with its CUDA
+# libraries) would be downloaded again by every fresh checkout.
+WHEELHOUSE ?= $(HOME)/.cache/studio-ai/wheels
 SERVICES := deploy/local/services.sh
 
 .PHONY: venv services-up services-down services-status lint test run bench clean-state
 
 venv: $(STAMP)
 
-# Reinstalls only when pyproject.toml changes; pip's cache keeps large wheels (torch).
+# Reinstalls only when pyproject.toml changes. `pip download` fetches only the wheels the
+# wheelhouse lacks; the install then reads the wheelhouse alone.
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON311) -m venv $(VENV)
-	$(VENV)/bin/pip install -e '.[dev]'
+	mkdir -p $(WHEELHOUSE)
+	$(VENV)/bin/pip download --quiet --dest $(WHEELHOUSE) --find-links $(WHEELHOUSE) \
+		'setuptools>=75' wheel '.[dev]'
+	$(VENV)/bin/pip install --no-index --find-links $(WHEELHOUSE) -e '.[dev]'
 	touch $@
 
 services-up: venv
