@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import logging
+import re
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from studio_ai.adapters.model_transfer import (
     verify_files,
 )
 from studio_ai.domain.model_installation import percent_done
+from studio_ai.runtime.delivery import TRANSIENT_ERRORS
 from studio_ai.runtime.metrics import ConsumerMetrics
 from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.models import (
@@ -46,6 +49,8 @@ from studio_ai.schemas.models import (
 )
 
 log = logging.getLogger(__name__)
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 DownloadOutcome = ModelInstalled | ModelDownloadFailed | ModelDownloadCancelled
 ProgressCallback = Callable[[DownloadProgress], Awaitable[None]]
@@ -66,14 +71,22 @@ def _die_with_parent() -> None:
 
 
 class ModelDownloader:
-    def __init__(self, settings: Settings, metrics: ConsumerMetrics) -> None:
+    """Downloads into `<models_dir>/<org>--<name>/<commit sha>`: a verified revision is never
+    rewritten by a later download of another revision (workspaces share the files).
+    `by_revision=False` writes into `<models_dir>/<dir_name>` itself (downloads by hand)."""
+
+    def __init__(
+        self, settings: Settings, metrics: ConsumerMetrics, *, by_revision: bool = True
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._by_revision = by_revision
 
     def source_for(self, transport: Transport) -> TransferSource:
         s = self._settings
         token = s.hf_token.get_secret_value() if s.hf_token else None
         if transport is Transport.MIRROR:
+            mirror_token = s.mirror_token.get_secret_value() if s.mirror_token else None
             if not s.mirror_endpoint:
                 raise TransferFailed(
                     DownloadFailureCode.SOURCE_NOT_CONFIGURED,
@@ -81,15 +94,35 @@ class ModelDownloader:
                     "hub-compatible mirror",
                     retryable=False,
                 )
-            return TransferSource(transport, endpoint=s.mirror_endpoint.rstrip("/"), token=token)
+            return TransferSource(
+                transport, endpoint=s.mirror_endpoint.rstrip("/"), token=mirror_token
+            )
         if transport is Transport.LOCAL:
             return TransferSource(transport, staging_path=s.staging_dir)
         return TransferSource(transport, endpoint=s.hf_endpoint.rstrip("/"), token=token)
 
-    def target_dir(self, dir_name: str) -> Path:
+    def target_dir(self, dir_name: str, commit_sha: str = "unknown") -> Path:
         root = self._settings.models_dir.resolve()
-        target = (root / dir_name).resolve()
-        if target.parent != root:
+        model_root = (root / dir_name).resolve()
+        if model_root.parent != root:
+            raise TransferFailed(
+                DownloadFailureCode.TRANSFER_FAILED,
+                f"refusing to install into {model_root}: it is not directly inside {root}",
+                retryable=False,
+            )
+        if not self._by_revision:
+            return model_root
+        if commit_sha == "unknown":
+            return model_root / "unversioned"
+        if not _COMMIT.fullmatch(commit_sha):
+            raise TransferFailed(
+                DownloadFailureCode.TRANSFER_FAILED,
+                f"the source named commit {commit_sha[:60]!r}, which is not a 40-hex sha; "
+                "refusing to use it as a folder name",
+                retryable=False,
+            )
+        target = model_root / commit_sha
+        if target.parent != model_root:
             raise TransferFailed(
                 DownloadFailureCode.TRANSFER_FAILED,
                 f"refusing to install into {target}: it is not directly inside {root}",
@@ -132,7 +165,6 @@ class ModelDownloader:
         local_dir: Path | None = None
         for attempt in range(1, attempts + 1):
             try:
-                local_dir = self.target_dir(request.local_dir)
                 source = self.source_for(request.transport)
                 if plan is None:
                     plan = await asyncio.wait_for(
@@ -146,10 +178,12 @@ class ModelDownloader:
                         ),
                         timeout=self._settings.download_metadata_timeout_s,
                     )
-                await self._transfer(
-                    request, source, plan, local_dir, on_progress, cancel_requested
-                )
-                verified = await asyncio.to_thread(verify_files, local_dir, plan)
+                local_dir = self.target_dir(request.local_dir, plan.commit_sha)
+                async with _exclusive(local_dir, cancel_requested):
+                    await self._transfer(
+                        request, source, plan, local_dir, on_progress, cancel_requested
+                    )
+                    verified = await asyncio.to_thread(verify_files, local_dir, plan)
                 return self._installed(request, plan, local_dir, verified)
             except _Cancelled:
                 done = bytes_on_disk(local_dir, plan)[0] if local_dir and plan else 0
@@ -177,6 +211,8 @@ class ModelDownloader:
                         retryable=True,
                     )
                 )
+            except TRANSIENT_ERRORS:
+                raise  # the store or the broker is down: the delivery guard retries the message
             except Exception as exc:  # a bug must not leave the model stuck in `downloading`
                 log.exception("unexpected error in a model download")
                 failure = TransferFailed(
@@ -277,15 +313,18 @@ class ModelDownloader:
             previous = last[0] if last is not None else 0
             if done[0] > previous:
                 self._metrics.download_bytes.inc(done[0] - previous)
-            await on_progress(
-                DownloadProgress(
-                    bytes_done=done[0],
-                    bytes_total=plan.total_bytes,
-                    files_done=done[1],
-                    files_total=len(plan.files),
-                    percent=percent_done(done[0], plan.total_bytes),
-                )
+            progress = DownloadProgress(
+                bytes_done=done[0],
+                bytes_total=plan.total_bytes,
+                files_done=done[1],
+                files_total=len(plan.files),
+                percent=percent_done(done[0], plan.total_bytes),
             )
+            try:
+                await on_progress(progress)
+            except TRANSIENT_ERRORS as exc:
+                # Progress is informative: a broker blip must not stop the download.
+                log.warning("progress not published", extra={"error": repr(exc)})
         return done
 
     def _installed(
@@ -312,6 +351,29 @@ class ModelDownloader:
             engine=request.default_engine,
             installed_at=datetime.now(UTC),
         )
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(local_dir: Path, cancel_requested: CancelCheck) -> AsyncIterator[None]:
+    """Hold `<local_dir>.lock` so that one transfer at a time writes into a folder.
+
+    Two downloaders can hold the same request for a moment (Kafka hands an uncommitted message
+    to another member during a rebalance); the second waits here, then finds the files done.
+    """
+    local_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (local_dir.parent / f"{local_dir.name}.lock").open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if await cancel_requested():
+                    raise _Cancelled from None
+                await asyncio.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _classify_child_failure(code: int, stderr: str, source: TransferSource) -> TransferFailed:

@@ -328,8 +328,8 @@ def transfer_argv(job: TransferJob) -> list[str]:
 
 
 def transfer_env(job: TransferJob, token: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("HF_TOKEN", None)
+    # The child needs no secrets of ours: only the hub token, and only for the hub it talks to.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_") and k != "HF_TOKEN"}
     if token:
         env["HF_TOKEN"] = token
     if job.endpoint:

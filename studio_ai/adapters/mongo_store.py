@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from studio_ai.domain.model_installation import ModelInstallation
+from studio_ai.runtime.delivery import TransientError
 from studio_ai.schemas.models import CatalogEntry
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 Document = dict[str, Any]
 
 
-class StoreConflict(Exception):
+class StoreConflict(TransientError):
     """Another writer kept changing the same document; the caller may retry later."""
 
 

@@ -19,11 +19,15 @@ _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 def validate_model_id(model_id: str) -> str:
     """Return `model_id` if it is `name` or `org/name` made of safe characters, else raise."""
     parts = model_id.split("/")
-    if not 1 <= len(parts) <= 2 or any(not _SEGMENT.match(part) or ".." in part for part in parts):
+    # '--' is the folder separator (org--name): allowing it in a part would let two ids
+    # (`a/b` and `a--b`) share one folder.
+    if not 1 <= len(parts) <= 2 or any(
+        not _SEGMENT.match(part) or ".." in part or "--" in part for part in parts
+    ):
         raise InvalidInput(
             f"model id {model_id!r} is not valid: use 'org/name' or 'name', made of letters, "
             "digits, '.', '_' and '-', each part starting and ending with a letter or digit "
-            "(no '..', no leading '/', at most 96 characters a part)"
+            "(no '..', no '--', no leading '/', at most 96 characters a part)"
         )
     return model_id
 

@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
+from aiokafka.errors import KafkaError
+from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
@@ -73,6 +76,8 @@ def keys_create(
         key_id, key = asyncio.run(create())
     except DomainError as exc:
         raise _fail(exc.message) from exc
+    except PyMongoError as exc:
+        raise _fail(f"the store is not reachable (STUDIO_MONGO_URL): {exc}") from exc
     err.print(f"created key {key_id} for user {user!r} ({role.value}) in workspace {workspace!r}")
     err.print("store it now: it is not shown again")
     console.print(key, highlight=False, soft_wrap=True)
@@ -84,8 +89,10 @@ def models_list(api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "")
     try:
         with StudioClient(api_url, api_key) as client:
             models = client.list_models().models
-    except (ApiError, OSError) as exc:
-        raise _fail(str(exc)) from exc
+    except ApiError as exc:
+        raise _fail(exc.detail or str(exc)) from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise _fail(f"cannot reach the gateway at {api_url}: {exc}") from exc
     table = Table(title=f"models of this workspace ({api_url})")
     table.add_column("model", overflow="fold")
     for column in ("task", "status", "progress / revision", "engine", "size"):
@@ -150,7 +157,7 @@ def models_download(
             final = _follow(client, model_id)
     except ApiError as exc:
         raise _fail(exc.detail or str(exc)) from exc
-    except OSError as exc:
+    except (httpx.HTTPError, OSError) as exc:
         raise _fail(f"cannot reach the gateway at {api_url}: {exc}") from exc
     if final.status.value == "installed" and final.installation:
         err.print(
@@ -196,6 +203,8 @@ def models_cancel(
             accepted = client.cancel(model_id)
     except ApiError as exc:
         raise _fail(exc.detail) from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise _fail(f"cannot reach the gateway at {api_url}: {exc}") from exc
     err.print(f"cancelling download {accepted.download_id} of {model_id}")
 
 
@@ -261,7 +270,11 @@ def topics_create() -> None:
     """Create every topic (and its DLQ) that does not exist yet."""
     from studio_ai.runtime.broker import ensure_topics
 
-    created = asyncio.run(ensure_topics(Settings()))
+    settings = Settings()
+    try:
+        created = asyncio.run(ensure_topics(settings))
+    except KafkaError as exc:
+        raise _fail(f"Kafka is not reachable at {settings.kafka_bootstrap}: {exc}") from exc
     err.print(f"created {len(created)} topic(s): {', '.join(created) or 'none needed'}")
 
 

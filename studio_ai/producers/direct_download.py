@@ -60,7 +60,9 @@ def download_here(
         task=entry.task if entry else ModelTask.FAST_TEXT,
         default_engine=entry.default_engine if entry else EngineKind.TRANSFORMERS,
     )
-    downloader = ModelDownloader(settings, ConsumerMetrics.create(CollectorRegistry()))
+    downloader = ModelDownloader(
+        settings, ConsumerMetrics.create(CollectorRegistry()), by_revision=False
+    )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     mirror_endpoint: str | None = Field(
         default=None, description="Hub-compatible mirror for the `mirror` transport."
     )
+    mirror_token: SecretStr | None = Field(
+        default=None, description="Token for the mirror (the hub's token is never sent there)."
+    )
     staging_dir: Path | None = Field(
         default=None,
         description="Pre-staged model folders (<org>--<name>) for the `local` transport.",

@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+from huggingface_hub import HfApi
 from pymongo import MongoClient
 
 from studio_ai.consumers.app import create_consumer_app
@@ -34,7 +35,8 @@ def test_downloader_killed_mid_download_resumes_and_installs(stack: Stack) -> No
             what="the small files to be on disk while the weights download",
         )
         stack.kill("consumers", signal.SIGKILL)
-        model_dir = Path(stack.env["STUDIO_MODELS_DIR"]) / model_dir_name(model_id)
+        commit = HfApi(endpoint=stack.hub.url).model_info(TINY_LLAMA).sha
+        model_dir = Path(stack.env["STUDIO_MODELS_DIR"]) / model_dir_name(model_id) / str(commit)
         finished_before_crash = {p.name for p in model_dir.iterdir() if p.is_file()}
         killed_at = model(client, model_id)
         requests_before_restart = len(stack.hub.state.request_log())

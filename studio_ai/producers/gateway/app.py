@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo.errors import PyMongoError
 
 from studio_ai.adapters.mongo_store import MongoStore, StoreConflict
 from studio_ai.domain.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -98,6 +99,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         status = next((s for cls, s in _DOMAIN_STATUS.items() if isinstance(exc, cls)), 400)
         return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=status)
+
+    @app.exception_handler(PyMongoError)
+    async def store_down(_: Request, exc: PyMongoError) -> JSONResponse:
+        log.error("store error", extra={"error": repr(exc)})
+        return JSONResponse(
+            {"error": "store_unavailable", "detail": "the store is not answering; try again"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(StoreConflict)
     async def store_conflict(_: Request, exc: StoreConflict) -> JSONResponse:

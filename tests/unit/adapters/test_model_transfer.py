@@ -228,6 +228,17 @@ def test_downloader_retries_a_failing_hub_then_gives_a_retryable_reason(
     assert outcome.retryable and "after 2 attempts" in outcome.reason
 
 
+def test_each_revision_gets_its_own_folder_and_odd_shas_are_refused(tmp_path: Path) -> None:
+    downloader = ModelDownloader(
+        Settings(models_dir=tmp_path), ConsumerMetrics.create(CollectorRegistry())
+    )
+    sha = "a" * 40
+    assert downloader.target_dir("org--m", sha) == (tmp_path / "org--m" / sha).resolve()
+    assert downloader.target_dir("org--m", "b" * 40) != downloader.target_dir("org--m", sha)
+    with pytest.raises(TransferFailed, match="not a 40-hex sha"):
+        downloader.target_dir("org--m", "../../etc")
+
+
 def test_models_dir_escape_is_refused(tmp_path: Path) -> None:
     downloader = ModelDownloader(
         Settings(models_dir=tmp_path), ConsumerMetrics.create(CollectorRegistry())

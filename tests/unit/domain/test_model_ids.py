@@ -45,6 +45,8 @@ def test_valid_ids_map_to_one_folder_name(model_id: str, folder: str) -> None:
         "org/-name",
         "a b",
         "a/b\x00",
+        "a--b",
+        "org/x--y",
     ],
 )
 def test_unsafe_ids_are_refused_with_the_rule(model_id: str) -> None:
