@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from studio_ai.domain.errors import Conflict, InvalidInput
 from studio_ai.domain.model_ids import default_pool
+from studio_ai.schemas.envelope import derived_event_id
 from studio_ai.schemas.models import (
     DownloadFailureCode,
     DownloadProgress,
@@ -232,6 +233,11 @@ def apply_cancelled(
     if base is None:
         return None
     return _next(base, status=ModelStatus.AVAILABLE, progress=None)
+
+
+def cancellation_event_id(download_id: uuid.UUID) -> uuid.UUID:
+    """One id for the cancellation of a download, whoever publishes it (gateway or downloader)."""
+    return derived_event_id(download_id, "models.download-cancelled")
 
 
 def cancellable_download(current: ModelInstallation | None, model_id: str) -> uuid.UUID:

@@ -139,6 +139,12 @@ def models_download(
         typer.Option(help="Download on this machine into this folder, without the gateway."),
     ] = None,
     follow: Annotated[bool, typer.Option(help="Show live progress until the end.")] = True,
+    repo: Annotated[
+        str | None, typer.Option(help="With --local-dir: hub repo, when it differs from the id.")
+    ] = None,
+    gated: Annotated[
+        bool, typer.Option(help="With --local-dir: the repo is gated (needs HF_TOKEN).")
+    ] = False,
     api_url: ApiUrl = "http://127.0.0.1:8000",
     api_key: ApiKey = "",
 ) -> None:
@@ -146,7 +152,11 @@ def models_download(
     if local_dir is not None:
         from studio_ai.producers.direct_download import download_here
 
-        raise typer.Exit(download_here(model_id, transport, revision, local_dir, console=err))
+        raise typer.Exit(
+            download_here(
+                model_id, transport, revision, local_dir, repo=repo, gated=gated, console=err
+            )
+        )
     try:
         with StudioClient(api_url, api_key) as client:
             accepted = client.download(model_id, transport, revision)

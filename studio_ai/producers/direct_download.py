@@ -28,11 +28,20 @@ from studio_ai.schemas.models import (
 
 
 def download_here(
-    model_id: str, transport: str, revision: str | None, local_dir: Path, *, console: Console
+    model_id: str,
+    transport: str,
+    revision: str | None,
+    local_dir: Path,
+    *,
+    repo: str | None = None,
+    gated: bool = False,
+    console: Console,
 ) -> int:
     """Download into `local_dir`; returns the process exit code."""
     try:
         validate_model_id(model_id)
+        if repo:
+            validate_model_id(repo)
         if revision:
             validate_revision(revision)
         chosen = Transport(transport)
@@ -51,10 +60,10 @@ def download_here(
     request = ModelDownloadRequested(
         download_id=uuid.uuid4(),
         model_id=model_id,
-        hub_repo_id=entry.hub_repo_id if entry else model_id,
+        hub_repo_id=repo or (entry.hub_repo_id if entry else model_id),
         revision=revision or (entry.revision if entry else None),
         transport=chosen,
-        gated=entry.gated if entry else False,
+        gated=gated or (entry.gated if entry else False),
         local_dir=local_dir.name,
         modality=entry.modality if entry else Modality.TEXT,
         task=entry.task if entry else ModelTask.FAST_TEXT,

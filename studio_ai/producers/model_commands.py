@@ -20,6 +20,7 @@ from studio_ai.domain.model_installation import (
     ModelInstallation,
     apply_failed,
     cancellable_download,
+    cancellation_event_id,
     configure_runtime,
     refuse_if_busy,
     start_download,
@@ -38,17 +39,20 @@ from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.models import (
     CatalogEntry,
     DownloadFailureCode,
+    ModelDownloadCancelled,
     ModelDownloadFailed,
     ModelDownloadRequested,
     ModelStatus,
     Transport,
 )
-from studio_ai.schemas.topics import MODEL_DOWNLOAD_REQUESTED
+from studio_ai.schemas.topics import MODEL_DOWNLOAD_CANCELLED, MODEL_DOWNLOAD_REQUESTED
 
 log = logging.getLogger(__name__)
 
 
-def python_client_command(state: GatewayState, request: DownloadRequest, dir_name: str) -> str:
+def python_client_command(
+    state: GatewayState, request: DownloadRequest, entry: CatalogEntry, dir_name: str
+) -> str:
     local_dir = state.settings.models_dir / dir_name
     parts = [
         "studio-ai",
@@ -60,8 +64,12 @@ def python_client_command(state: GatewayState, request: DownloadRequest, dir_nam
         "--local-dir",
         str(local_dir),
     ]
-    if request.revision:
-        parts += ["--revision", request.revision]
+    if request.revision or entry.revision:
+        parts += ["--revision", request.revision or entry.revision or ""]
+    if entry.hub_repo_id != entry.model_id:
+        parts += ["--repo", entry.hub_repo_id]
+    if entry.gated:
+        parts += ["--gated"]
     return shlex.join(parts)
 
 
@@ -125,7 +133,7 @@ async def request_download(
 
     await state.store.update_installation(caller.workspace_id, entry.model_id, record)
     try:
-        await state.publisher.publish(MODEL_DOWNLOAD_REQUESTED, event, key=entry.model_id)  # type: ignore[arg-type]
+        await state.publisher.publish(MODEL_DOWNLOAD_REQUESTED, event, key=entry.model_id)
     except Exception as exc:
         log.exception("could not publish the download request")
         failed = ModelDownloadFailed(
@@ -153,12 +161,12 @@ async def request_download(
         download_id=payload.download_id,
         status=ModelStatus.DOWNLOADING,
         transport=request.transport,
-        python_client_command=python_client_command(state, request, dir_name),
+        python_client_command=python_client_command(state, request, entry, dir_name),
     )
 
 
 async def cancel_download(
-    state: GatewayState, caller: Caller, model_id: str
+    state: GatewayState, caller: Caller, model_id: str, correlation_id: str
 ) -> DownloadCancelAccepted:
     validate_model_id(model_id)
     find_entry(model_id, *await workspace_catalog(state, caller))
@@ -171,6 +179,22 @@ async def cancel_download(
         requested_by=caller.user_id,
         requested_at=datetime.now(UTC),
     )
+    # Published here too, so that a download no downloader holds (queued behind a long one, or
+    # whose request was lost) is released at once; the downloader's own cancellation event
+    # carries the same id, so consumers see one cancellation.
+    cancelled = Envelope[ModelDownloadCancelled](
+        event_id=cancellation_event_id(download_id),
+        event_type="models.download-cancelled",
+        correlation_id=correlation_id,
+        workspace_id=caller.workspace_id,
+        user_id=caller.user_id,
+        payload=ModelDownloadCancelled(
+            download_id=download_id,
+            model_id=model_id,
+            bytes_done=current.progress.bytes_done if current and current.progress else 0,
+        ),
+    )
+    await state.publisher.publish(MODEL_DOWNLOAD_CANCELLED, cancelled, key=model_id)
     return DownloadCancelAccepted(model_id=model_id, download_id=download_id)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
 
 from studio_ai.runtime.delivery import DeliveryPolicy, delivery_guard
 from studio_ai.runtime.settings import Settings
@@ -92,7 +92,7 @@ class EventPublisher:
     def __init__(self, broker: KafkaBroker) -> None:
         self._broker = broker
 
-    async def publish(self, topic: TopicSpec, event: Envelope[BaseModel], *, key: str) -> None:
+    async def publish(self, topic: TopicSpec, event: Envelope[Any], *, key: str) -> None:
         await self._broker.publish(
             event.model_dump(mode="json", serialize_as_any=True),
             topic=topic.name,

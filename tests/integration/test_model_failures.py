@@ -155,3 +155,14 @@ def test_cancel_stops_a_download_in_progress(stack: Stack) -> None:
     finally:
         stack.hub.configure(bytes_per_second=None)
     assert view["status"] == "available"
+
+
+def test_a_repo_the_hub_gates_fails_even_when_the_catalog_says_it_is_open(stack: Stack) -> None:
+    _, client = new_workspace(stack, "hub-gated")
+    model_id = "tests-hubgated/tiny-llama"
+    add_private_model(client, model_id, GATED_REPO, gated=False)
+    download(client, model_id)
+    view = wait_status(stack, client, model_id, {"installed", "failed"})
+    assert view["status"] == "failed"
+    assert view["failure"]["code"] == "gated_no_token"
+    assert view["failure"]["retryable"] is False

@@ -10,6 +10,7 @@ uncommitted request is delivered again.
 from __future__ import annotations
 
 from studio_ai.consumers.deps import ConsumerDeps
+from studio_ai.domain.model_installation import cancellation_event_id
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.models import (
     DownloadProgress,
@@ -73,4 +74,7 @@ async def download_model(event: Envelope[ModelDownloadRequested], deps: Consumer
             request, on_progress=on_progress, cancel_requested=cancel_requested
         )
     topic, event_type = OUTCOME_TOPICS[type(outcome)]
-    await deps.publisher.publish(topic, event.caused(event_type, outcome), key=request.model_id)
+    published = event.caused(event_type, outcome)
+    if isinstance(outcome, ModelDownloadCancelled):
+        published.event_id = cancellation_event_id(request.download_id)
+    await deps.publisher.publish(topic, published, key=request.model_id)

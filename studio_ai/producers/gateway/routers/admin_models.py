@@ -93,10 +93,12 @@ async def download_events(
     responses=ERRORS,
 )
 async def cancel_download(
-    model_id: str, state: State, caller: AdminCaller
+    model_id: str, request: Request, state: State, caller: AdminCaller
 ) -> DownloadCancelAccepted:
     """Stop a download in progress; the model goes back to `available`."""
-    return await model_commands.cancel_download(state, caller, model_id)
+    return await model_commands.cancel_download(
+        state, caller, model_id, request.state.correlation_id
+    )
 
 
 @router.put("/{model_id:path}/runtime", response_model=ModelView, responses=ERRORS)
