@@ -375,8 +375,7 @@ def _copy_staged(root: Path, target: Path, files: Iterable[str]) -> None:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
         partial = dst.with_name(dst.name + PARTIAL_SUFFIX)
-        with src.open("rb") as fin, partial.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, _CHUNK)
+        shutil.copyfile(src, partial)  # copy_file_range/sendfile where the kernel has them
         partial.replace(dst)
 
 
