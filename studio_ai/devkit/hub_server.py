@@ -434,16 +434,24 @@ def _safetensors_parameters(entry: RepoFileEntry) -> dict[str, int]:
     try:
         with entry.disk_path.open("rb") as fh:
             (header_len,) = struct.unpack("<Q", fh.read(8))
+            # A file that is not really safetensors can claim any header length.
+            if header_len > min(entry.size, 100 * 1024 * 1024):
+                return counts
             header = json.loads(fh.read(header_len))
-    except (OSError, ValueError, struct.error):
+    except (OSError, ValueError, OverflowError, struct.error):
         return counts
-    for name, tensor in header.items():
-        if name == "__metadata__":
-            continue
-        numel = 1
-        for dim in tensor["shape"]:
-            numel *= dim
-        counts[tensor["dtype"]] = counts.get(tensor["dtype"], 0) + numel
+    if not isinstance(header, dict):
+        return counts
+    try:
+        for name, tensor in header.items():
+            if name == "__metadata__":
+                continue
+            numel = 1
+            for dim in tensor["shape"]:
+                numel *= int(dim)
+            counts[str(tensor["dtype"])] = counts.get(str(tensor["dtype"]), 0) + numel
+    except (KeyError, TypeError, ValueError):
+        return {}
     return counts
 
 
