@@ -1,0 +1,1 @@
+"""Inference engines: OpenAI-compatible servers (TGI, vLLM, SGLang, `transformers serve`)."""
