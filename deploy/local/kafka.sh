@@ -103,7 +103,11 @@ format_storage() {
   local -a java
   mapfile -d '' java < <(java_cmd)
   local cluster_id
-  cluster_id="$("${java[@]}" kafka.tools.StorageTool random-uuid)"
+  if ! cluster_id="$("${java[@]}" kafka.tools.StorageTool random-uuid 2>&1)" \
+    || [[ ! "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]]; then
+    printf '%s\n' "$cluster_id" >&2
+    die "java could not run kafka.tools.StorageTool (see above)"
+  fi
   log "formatting $DATA_DIR (cluster id $cluster_id)"
   "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$CONFIG" >>"$STDOUT_LOG" 2>&1 \
     || { tail -n 30 "$STDOUT_LOG" >&2; die "kafka-storage format failed"; }

@@ -47,14 +47,15 @@ export_endpoints() {
 cmd_exec() {
   [[ "${1:-}" == "--" ]] && shift
   [[ $# -gt 0 ]] || { echo "usage: $0 exec -- CMD [ARGS...]" >&2; exit 2; }
-  local stop_kafka=1 stop_ferretdb=1
-  "$HERE/kafka.sh" is-ours && stop_kafka=0
-  "$HERE/ferretdb.sh" is-ours && stop_ferretdb=0
+  # Globals, not locals: the EXIT trap runs after this function has returned.
+  STOP_KAFKA=1 STOP_FERRETDB=1
+  "$HERE/kafka.sh" is-ours && STOP_KAFKA=0
+  "$HERE/ferretdb.sh" is-ours && STOP_FERRETDB=0
   # shellcheck disable=SC2317,SC2329 # invoked by the traps below
   cleanup() {
     trap - EXIT INT TERM
-    [[ "$stop_ferretdb" == 1 ]] && { "$HERE/ferretdb.sh" stop || true; }
-    [[ "$stop_kafka" == 1 ]] && { "$HERE/kafka.sh" stop || true; }
+    [[ "$STOP_FERRETDB" == 1 ]] && { "$HERE/ferretdb.sh" stop || true; }
+    [[ "$STOP_KAFKA" == 1 ]] && { "$HERE/kafka.sh" stop || true; }
   }
   trap cleanup EXIT
   trap 'exit 130' INT
