@@ -144,10 +144,6 @@ class MongoStore:
         cursor = self.db.model_installations.find({"workspace_id": workspace_id})
         return {doc["model_id"]: _to_installation(doc) async for doc in cursor}
 
-    async def list_downloading(self) -> list[ModelInstallation]:
-        cursor = self.db.model_installations.find({"status": "downloading"})
-        return [_to_installation(doc) async for doc in cursor]
-
     async def update_installation(
         self,
         workspace_id: str,

@@ -47,11 +47,17 @@ class Envelope(BaseModel, Generic[PayloadT]):
     payload: PayloadT = Field(description="The event's own fields.")
 
     def caused(
-        self, event_type: str, payload: BaseModel, *, discriminator: str = ""
+        self,
+        event_type: str,
+        payload: BaseModel,
+        *,
+        discriminator: str = "",
+        event_id: uuid.UUID | None = None,
     ) -> Envelope[BaseModel]:
-        """A follow-up event in the same chain, with a deterministic event id."""
+        """A follow-up event in the same chain, with a deterministic event id (derived from
+        this one's, unless the caller has a stable id of its own)."""
         return Envelope[BaseModel](
-            event_id=derived_event_id(self.event_id, event_type, discriminator),
+            event_id=event_id or derived_event_id(self.event_id, event_type, discriminator),
             event_type=event_type,
             correlation_id=self.correlation_id,
             causation_id=self.event_id,

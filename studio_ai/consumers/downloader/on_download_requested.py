@@ -74,7 +74,11 @@ async def download_model(event: Envelope[ModelDownloadRequested], deps: Consumer
             request, on_progress=on_progress, cancel_requested=cancel_requested
         )
     topic, event_type = OUTCOME_TOPICS[type(outcome)]
-    published = event.caused(event_type, outcome)
-    if isinstance(outcome, ModelDownloadCancelled):
-        published.event_id = cancellation_event_id(request.download_id)
+    # A cancellation has one id whoever publishes it (the gateway publishes it too).
+    stable_id = (
+        cancellation_event_id(request.download_id)
+        if isinstance(outcome, ModelDownloadCancelled)
+        else None
+    )
+    published = event.caused(event_type, outcome, event_id=stable_id)
     await deps.publisher.publish(topic, published, key=request.model_id)
