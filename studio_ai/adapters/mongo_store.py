@@ -19,6 +19,8 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from studio_ai.adapters.image_store import ImageStore
+from studio_ai.adapters.job_store import JobStore
 from studio_ai.domain.model_installation import ModelInstallation
 from studio_ai.runtime.delivery import TransientError
 from studio_ai.schemas.models import CatalogEntry
@@ -44,6 +46,8 @@ class MongoStore:
         # writes can both match), so writers of one document in this process take turns.
         # MongoDB needs no help: there the version filter alone is enough across processes.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.jobs = JobStore(self.db)
+        self.images = ImageStore(self.db)
 
     @classmethod
     def connect(cls, url: str, database: str, *, timeout_ms: int = 5000) -> MongoStore:
@@ -70,6 +74,8 @@ class MongoStore:
         await self.db.model_installations.create_index(
             [("workspace_id", ASCENDING), ("model_id", ASCENDING)], unique=True
         )
+        await self.jobs.ensure_indexes()
+        await self.images.ensure_indexes()
 
     # --- API keys -------------------------------------------------------------------------
 
@@ -143,6 +149,11 @@ class MongoStore:
     async def list_installations(self, workspace_id: str) -> dict[str, ModelInstallation]:
         cursor = self.db.model_installations.find({"workspace_id": workspace_id})
         return {doc["model_id"]: _to_installation(doc) async for doc in cursor}
+
+    async def installations_in_pool(self, pool: str) -> list[ModelInstallation]:
+        """Installed models (any workspace) whose runtime puts them in `pool`."""
+        cursor = self.db.model_installations.find({"runtime.pool": pool, "status": "installed"})
+        return [_to_installation(doc) async for doc in cursor]
 
     async def update_installation(
         self,

@@ -14,8 +14,9 @@ from prometheus_client import CollectorRegistry
 
 from studio_ai.adapters.model_download import ModelDownloader
 from studio_ai.adapters.mongo_store import MongoStore
-from studio_ai.consumers import downloader, model_projector
+from studio_ai.consumers import downloader, job_projector, model_projector
 from studio_ai.consumers.deps import ConsumerDeps
+from studio_ai.consumers.job_projector import metrics_recorder
 from studio_ai.runtime.broker import EventPublisher, new_broker
 from studio_ai.runtime.delivery import DeliveryPolicy
 from studio_ai.runtime.metrics import ConsumerMetrics
@@ -24,6 +25,8 @@ from studio_ai.runtime.settings import Settings
 GROUPS: dict[str, Callable[..., KafkaRouter]] = {
     downloader.GROUP: downloader.build_router,
     model_projector.GROUP: model_projector.build_router,
+    job_projector.GROUP: job_projector.build_router,
+    metrics_recorder.GROUP: metrics_recorder.build_router,
 }
 
 

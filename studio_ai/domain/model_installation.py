@@ -262,6 +262,7 @@ def configure_runtime(
     engine: EngineKind,
     endpoint_url: str | None,
     pool: str | None,
+    served_model: str | None = None,
 ) -> ModelInstallation:
     if current is None or current.status is not ModelStatus.INSTALLED:
         status = current.status.value if current else ModelStatus.AVAILABLE.value
@@ -275,7 +276,10 @@ def configure_runtime(
             "base URL of its OpenAI-compatible API (e.g. http://tgi-llama:8080)"
         )
     runtime = RuntimeConfig(
-        engine=engine, endpoint_url=endpoint_url, pool=pool or default_pool(model_id)
+        engine=engine,
+        endpoint_url=endpoint_url,
+        pool=pool or default_pool(model_id),
+        served_model=served_model,
     )
     return _next(current, runtime=runtime)
 

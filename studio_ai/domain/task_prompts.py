@@ -4,17 +4,12 @@ own chat template (summary, bullets, Q&A, or the caller's prompt as it is)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Any
 
 from studio_ai.domain.errors import InvalidInput
+from studio_ai.schemas.inference import TextTask
 
-
-class TextTask(StrEnum):
-    SUMMARY = "summary"
-    BULLETS = "bullets"
-    QA = "qa"
-    FREE = "free"
+__all__ = ["TextTask", "build_messages"]
 
 
 SYSTEM = (

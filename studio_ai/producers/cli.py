@@ -26,6 +26,8 @@ models_app = typer.Typer(help="Model catalog and installation.", no_args_is_help
 worker_app = typer.Typer(help="Consumer processes.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 dev_app = typer.Typer(help="Local development.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Inference jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(worker_app, name="worker")
@@ -218,6 +220,111 @@ def models_cancel(
     err.print(f"cancelling download {accepted.download_id} of {model_id}")
 
 
+@jobs_app.command("submit")
+def jobs_submit(
+    prompt: Annotated[str, typer.Argument(help="The prompt, or the question for --task qa.")],
+    model: Annotated[str, typer.Option(help="Model id.")] = "studio-ai/extractive",
+    task: Annotated[str, typer.Option(help="summary, bullets, qa or free.")] = "free",
+    context: Annotated[
+        list[str] | None, typer.Option(help="Context ref (job:<id> or note:<id>); repeat.")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Most tokens to generate.")] = None,
+    watch: Annotated[bool, typer.Option(help="Follow the job until it ends.")] = True,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Submit a text job; prints its id (and follows it with --watch)."""
+    body: dict[str, object] = {"model_id": model, "prompt": prompt, "task": task}
+    if context:
+        body["context_refs"] = context
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    try:
+        with StudioClient(api_url, api_key) as client:
+            accepted = client.generate_text(body)
+            err.print(f"job {accepted.job_id} queued on {accepted.resolved_model_id}")
+            if accepted.fallback_reason:
+                err.print(f"[yellow]fallback:[/yellow] {accepted.fallback_reason}")
+            console.print(str(accepted.job_id)) if not watch else None
+            if watch:
+                _watch_job(client, str(accepted.job_id))
+    except ApiError as exc:
+        raise _fail(exc.detail or str(exc)) from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise _fail(f"cannot reach the gateway at {api_url}: {exc}") from exc
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_id: str, api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = ""
+) -> None:
+    """Follow a job live: status and tokens, then its result or error."""
+    try:
+        with StudioClient(api_url, api_key) as client:
+            _watch_job(client, job_id)
+    except ApiError as exc:
+        raise _fail(exc.detail or str(exc)) from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise _fail(f"cannot reach the gateway at {api_url}: {exc}") from exc
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: str, api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = ""
+) -> None:
+    """Cancel a queued or running job."""
+    try:
+        with StudioClient(api_url, api_key) as client:
+            client.cancel_job(job_id)
+    except ApiError as exc:
+        raise _fail(exc.detail or str(exc)) from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise _fail(f"cannot reach the gateway at {api_url}: {exc}") from exc
+    err.print(f"cancelling job {job_id}")
+
+
+def _watch_job(client: StudioClient, job_id: str) -> None:
+    final = None
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=err,
+    ) as progress:
+        bar = progress.add_task(f"job {job_id[:8]}", total=None, detail="queued")
+        for _, view in client.follow_job(job_id):
+            final = view
+            progress.update(
+                bar,
+                total=view.progress.max_tokens,
+                completed=view.progress.tokens_generated,
+                detail=f"{view.status.value} · {view.progress.tokens_generated} tokens · "
+                f"{view.resolved_model_id} ({view.engine.value})",
+            )
+    if final is None:
+        raise _fail("the job stream ended without a status")
+    if final.fallback_reason:
+        err.print(f"[yellow]fallback:[/yellow] {final.fallback_reason}")
+    if final.result is not None:
+        console.print(final.result.text)
+        t = final.timings
+        total = (
+            (t.finished_at - t.queued_at).total_seconds() if t.finished_at and t.queued_at else 0.0
+        )
+        err.print(
+            f"[green]{final.status.value}[/green] in {total:.2f}s · {final.usage.prompt_tokens} "
+            f"prompt + {final.usage.completion_tokens} completion tokens · finish "
+            f"{final.result.finish_reason}"
+        )
+        return
+    if final.error is not None:
+        raise _fail(
+            f"{final.error.code}: {final.error.message}"
+            f"{' (retryable)' if final.error.retryable else ''}"
+        )
+    raise _fail(f"job {final.status.value}")
+
+
 @app.command("gateway")
 def gateway(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
@@ -264,6 +371,38 @@ def worker_run(
     _configure_logging(settings)
     group_ids = {group[0]: group_id} if group_id else None
     asyncio.run(run_consumers(settings, group, metrics_port=metrics_port, group_ids=group_ids))
+
+
+@worker_app.command("inference")
+def worker_inference(
+    pool: Annotated[list[str], typer.Option(help="Pool(s) to serve; repeat the option.")],
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(help="Jobs in flight per pool (default STUDIO_INFERENCE_MAX_IN_FLIGHT)."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port for /metrics and /healthz.")
+    ] = None,
+    preload: Annotated[
+        bool, typer.Option(help="Load the pools' installed models at start.")
+    ] = True,
+) -> None:
+    """Run an inference worker for a pool: it reads only ai.inference-requested.<pool>.v1."""
+    from studio_ai.consumers.inference_worker.process import run_inference_worker
+    from studio_ai.domain.model_ids import validate_pool
+
+    try:
+        for name in pool:
+            validate_pool(name)
+    except DomainError as exc:
+        raise _fail(exc.message) from exc
+    settings = Settings()
+    _configure_logging(settings)
+    asyncio.run(
+        run_inference_worker(
+            settings, pool, max_in_flight=max_in_flight, metrics_port=metrics_port, preload=preload
+        )
+    )
 
 
 @worker_app.command("groups")

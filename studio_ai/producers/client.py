@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from studio_ai.schemas.api import DownloadAccepted, DownloadCancelAccepted, ModelList, ModelView
+from studio_ai.schemas.inference_api import CancelAccepted, JobAccepted, JobView
 
 
 class ApiError(Exception):
@@ -82,5 +83,37 @@ class StudioClient:
                     event = line[6:].strip()
                 elif line.startswith("data:"):
                     yield event, ModelView.model_validate(json.loads(line[5:]))
+                    if event == "status":
+                        return
+
+    # --- inference jobs --------------------------------------------------------------------
+
+    def generate_text(self, body: dict[str, Any]) -> JobAccepted:
+        return JobAccepted.model_validate(self._call("POST", "/ai/generate-text", json=body))
+
+    def generate_multimodal(self, body: dict[str, Any]) -> JobAccepted:
+        return JobAccepted.model_validate(
+            self._call("POST", "/ai/generate-multimodal", json=body)
+        )
+
+    def get_job(self, job_id: str) -> JobView:
+        return JobView.model_validate(self._call("GET", f"/ai/jobs/{job_id}"))
+
+    def cancel_job(self, job_id: str) -> CancelAccepted:
+        return CancelAccepted.model_validate(self._call("POST", f"/ai/jobs/{job_id}/cancel"))
+
+    def follow_job(self, job_id: str) -> Iterator[tuple[str, JobView]]:
+        """(event, job) pairs from the SSE stream until the job ends."""
+        with self._http.stream("GET", f"/ai/jobs/{job_id}/events", timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                body = response.json()
+                raise ApiError(response.status_code, body.get("error", ""), body.get("detail", ""))
+            event = "message"
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    yield event, JobView.model_validate(json.loads(line[5:]))
                     if event == "status":
                         return

@@ -234,6 +234,7 @@ async def set_runtime(
             engine=update.engine,
             endpoint_url=update.endpoint_url,
             pool=update.pool,
+            served_model=update.served_model,
         ),
     )
     return model_view(entry, source, updated)

@@ -74,3 +74,70 @@ class GatewayMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass
+class InferenceWorkerMetrics:
+    jobs: Counter
+    queue_seconds: Histogram
+    ttft_seconds: Histogram
+    total_seconds: Histogram
+    tokens: Counter
+    cost_usd: Counter
+    in_flight: Gauge
+    engine_retries: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> InferenceWorkerMetrics:
+        labels = ["model", "pool"]
+        latency_buckets = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+        return cls(
+            jobs=Counter(
+                "studio_inference_jobs",
+                "Finished inference jobs by outcome (completed, failed, cancelled).",
+                [*labels, "outcome"],
+                registry=registry,
+            ),
+            queue_seconds=Histogram(
+                "studio_inference_queue_seconds",
+                "Time from admission to the start on a worker.",
+                labels,
+                buckets=latency_buckets,
+                registry=registry,
+            ),
+            ttft_seconds=Histogram(
+                "studio_inference_ttft_seconds",
+                "Time from the start on a worker to the first token.",
+                labels,
+                buckets=latency_buckets,
+                registry=registry,
+            ),
+            total_seconds=Histogram(
+                "studio_inference_total_seconds",
+                "Time from admission to the end of the job.",
+                labels,
+                buckets=latency_buckets,
+                registry=registry,
+            ),
+            tokens=Counter(
+                "studio_inference_tokens",
+                "Tokens processed, by kind (prompt, completion).",
+                [*labels, "kind"],
+                registry=registry,
+            ),
+            cost_usd=Counter(
+                "studio_inference_cost_usd", "Cost of finished jobs.", labels, registry=registry
+            ),
+            in_flight=Gauge(
+                "studio_inference_in_flight",
+                "Jobs in flight on this worker.",
+                ["pool"],
+                registry=registry,
+            ),
+            engine_retries=Counter(
+                "studio_inference_engine_retries",
+                "Engine calls retried after a retryable failure.",
+                labels,
+                registry=registry,
+            ),
+        )

@@ -57,6 +57,38 @@ class Settings(BaseSettings):
     download_retry_backoff_s: float = Field(default=2.0, ge=0)
     download_metadata_timeout_s: float = Field(default=30.0, gt=0)
 
+    # Inference
+    inference_max_in_flight: int = Field(
+        default=64, ge=1, description="Jobs a worker keeps in flight per pool."
+    )
+    inference_attempts: int = Field(
+        default=3, ge=1, description="Tries of an engine call that fails retryably."
+    )
+    inference_backoff_s: float = Field(default=1.0, ge=0, description="First retry delay.")
+    inference_timeout_s: float = Field(default=300.0, gt=0, description="Per engine call.")
+    inference_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for the TGI / vLLM servers (never logged)."
+    )
+    inference_progress_interval_s: float = Field(
+        default=0.5, gt=0, description="Least time between two progress events of a job."
+    )
+    transformers_max_batch: int = Field(
+        default=16, ge=1, description="Most jobs in one batch of the in-process engine."
+    )
+    worker_heartbeat_s: float = Field(default=2.0, gt=0)
+    worker_live_ttl_s: float = Field(
+        default=10.0, gt=0, description="A pool is live when a worker beat this recently."
+    )
+    prompt_max_chars: int = Field(default=32_000, ge=1)
+    context_max_chars: int = Field(
+        default=200_000, ge=0, description="All context_refs of a job together."
+    )
+    max_tokens_limit: int = Field(default=4096, ge=1, description="Largest max_tokens allowed.")
+    default_max_tokens: int = Field(default=256, ge=1)
+    default_gpu_usd_per_hour: float = Field(
+        default=0.0, ge=0, description="GPU price for models without their own pricing."
+    )
+
     # Delivery
     consumer_group_prefix: str = Field(
         default="",
@@ -70,3 +102,20 @@ class Settings(BaseSettings):
     # Logging
     log_level: str = "INFO"
     log_json: bool = True
+
+    # Images
+    image_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1, description="Largest image POST /images accepts."
+    )
+    image_max_side_px: int = Field(default=8192, ge=1, description="Largest width or height.")
+    image_max_retention_days: int = Field(
+        default=365, ge=1, description="Longest retention_days of an image uploaded with consent."
+    )
+    image_default_retention_days: int = Field(
+        default=30, ge=1, description="retention_days of a consented image that gives none."
+    )
+    image_unused_grace_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="An image uploaded without consent that no job uses is deleted after this.",
+    )

@@ -109,3 +109,8 @@ class RuntimeUpdate(BaseModel):
     pool: str | None = Field(
         default=None, description="Worker pool; default: derived from the model id."
     )
+    served_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Model name the TGI / vLLM server expects; default: the model id.",
+    )

@@ -51,6 +51,25 @@ class DownloadFailureCode(StrEnum):
     TRANSFER_FAILED = "transfer_failed"
 
 
+class PricingBasis(StrEnum):
+    PER_TOKEN = "per_token"  # noqa: S105 - a pricing basis, not a secret
+    PER_GPU_SECOND = "per_gpu_second"
+    FREE = "free"
+
+
+class Pricing(BaseModel):
+    """What a job on the model costs: per token for a remote API, per GPU-second self-hosted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    basis: PricingBasis = Field(description="per_token, per_gpu_second or free.")
+    usd_per_1m_prompt_tokens: float = Field(default=0.0, ge=0)
+    usd_per_1m_completion_tokens: float = Field(default=0.0, ge=0)
+    usd_per_gpu_hour: float = Field(
+        default=0.0, ge=0, description="Price of the GPU the model's pool runs on."
+    )
+
+
 class CatalogEntry(BaseModel):
     """A model the workspace may install."""
 
@@ -71,6 +90,13 @@ class CatalogEntry(BaseModel):
         description="License name, e.g. llama3.2 or health-ai-developer-foundations."
     )
     description: str = Field(default="", description="What the model is good for.")
+    default: bool = Field(
+        default=False, description="The default model for its task unless a workspace says else."
+    )
+    pricing: Pricing | None = Field(
+        default=None,
+        description="Cost per job; None: per GPU-second at the deployment's default GPU price.",
+    )
 
 
 class DownloadProgress(BaseModel):
@@ -89,6 +115,10 @@ class RuntimeConfig(BaseModel):
         default=None, description="Base URL of a TGI / vLLM server (OpenAI-compatible API)."
     )
     pool: str = Field(description="Inference worker pool that owns the model's jobs.")
+    served_model: str | None = Field(
+        default=None,
+        description="Model name the TGI / vLLM server expects; default: the model id.",
+    )
 
 
 class ModelDownloadRequested(BaseModel):

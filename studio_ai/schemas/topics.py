@@ -71,7 +71,65 @@ MODEL_TOPICS: tuple[TopicSpec, ...] = (
     MODEL_DOWNLOAD_CANCELLED,
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = MODEL_TOPICS
+INFERENCE_REQUESTED_PATTERN = "ai.inference-requested.{pool}.v1"
+
+
+def inference_requested(pool: str) -> TopicSpec:
+    """The dedicated queue of one worker pool: its workers read only this topic."""
+    return TopicSpec(
+        INFERENCE_REQUESTED_PATTERN.format(pool=pool),
+        "job_id",
+        "gateway (after fallback)",
+        f"inference workers of pool {pool}",
+        "A job admitted for the pool's model: prompt, resolved context, image refs, target.",
+    )
+
+
+INFERENCE_PROGRESSED = TopicSpec(
+    "ai.inference-progressed.v1",
+    "job_id",
+    "inference worker",
+    "job-projector",
+    "A running job's tokens so far, published at a bounded rate.",
+)
+INFERENCE_COMPLETED = TopicSpec(
+    "ai.inference-completed.v1",
+    "job_id",
+    "inference worker",
+    "job-projector, audit",
+    "A job's output, usage, timings, and the model and engine that produced it.",
+)
+INFERENCE_FAILED = TopicSpec(
+    "ai.inference-failed.v1",
+    "job_id",
+    "inference worker",
+    "job-projector, audit",
+    "A job that ended without output; the error says why and whether to retry.",
+)
+INFERENCE_CANCELLED = TopicSpec(
+    "ai.inference-cancelled.v1",
+    "job_id",
+    "gateway",
+    "job-projector, inference workers (through the store)",
+    "A caller cancelled a queued or running job.",
+)
+INFERENCE_METRICS = TopicSpec(
+    "analytics.inference-metrics.v1",
+    "model_id",
+    "inference worker",
+    "metrics-recorder, analytics (external readers too)",
+    "One record per finished job: queue/ttft/total latency, tokens, tokens/s and cost.",
+)
+
+INFERENCE_TOPICS: tuple[TopicSpec, ...] = (
+    INFERENCE_PROGRESSED,
+    INFERENCE_COMPLETED,
+    INFERENCE_FAILED,
+    INFERENCE_CANCELLED,
+    INFERENCE_METRICS,
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = MODEL_TOPICS + INFERENCE_TOPICS
 
 
 def topic_names(specs: tuple[TopicSpec, ...] = ALL_TOPICS, *, with_dlq: bool = True) -> list[str]:

@@ -35,6 +35,8 @@ STUDIO_AI = str(Path(sys.executable).with_name("studio-ai"))
 TINY_LLAMA = "studio-ai-test/tiny-llama"
 TINY_GEMMA = "studio-ai-test/tiny-gemma3"
 GATED_REPO = "studio-ai-test/tiny-llama-gated"
+# The pools of the stack's inference worker: the extractive engine's and the tiny models'.
+INFERENCE_POOLS = ("builtin", "tiny-llama", "tiny-gemma3")
 
 
 def kafka_bootstrap() -> str:
@@ -94,10 +96,22 @@ class Stack:
             "downloader",
             "--group",
             "model-projector",
+            "--group",
+            "job-projector",
+            "--group",
+            "metrics-recorder",
             "--metrics-port",
             str(free_port()),
         )
         return proc
+
+    def start_inference(
+        self, name: str = "inference", pools: tuple[str, ...] = INFERENCE_POOLS, *extra: str
+    ) -> subprocess.Popen[bytes]:
+        args = ["worker", "inference", "--metrics-port", str(free_port()), *extra]
+        for pool in pools:
+            args += ["--pool", pool]
+        return self.start(name, *args)
 
     def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name)
@@ -222,6 +236,10 @@ def stack(hub_repos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "STUDIO_DOWNLOAD_METADATA_TIMEOUT_S": "10",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_ETAG_TIMEOUT": "5",
+        "STUDIO_WORKER_HEARTBEAT_S": "0.5",
+        "STUDIO_WORKER_LIVE_TTL_S": "3",
+        "STUDIO_INFERENCE_BACKOFF_S": "0.2",
+        "STUDIO_INFERENCE_PROGRESS_INTERVAL_S": "0.1",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("HF_TOKEN", None)
@@ -231,6 +249,7 @@ def stack(hub_repos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     stack.start("gateway", "gateway")
     stack.start_consumers()
+    stack.start_inference()
 
     def gateway_up() -> bool:
         if stack.procs["gateway"].poll() is not None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from studio_ai.domain.extractive import Source
+from studio_ai.schemas.inference import TextTask
 
 log = logging.getLogger(__name__)
 
@@ -15,11 +18,18 @@ TokenCallback = Callable[[str], Awaitable[None]]
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Chat messages in the OpenAI format (content may be a list of text/image_url parts)."""
+    """Chat messages in the OpenAI format (content may be a list of text/image_url parts).
+
+    `task`, `prompt` and `sources` carry the job as it was asked, for engines that work on
+    the material itself rather than on rendered messages (the extractive engine).
+    """
 
     messages: list[dict[str, Any]]
     max_tokens: int
     temperature: float | None = None
+    task: TextTask = TextTask.FREE
+    prompt: str = ""
+    sources: tuple[Source, ...] = field(default_factory=tuple)
 
 
 @dataclass
@@ -55,6 +65,7 @@ async def generate_with_retries(
     attempts: int,
     backoff_s: float,
     on_token: TokenCallback | None = None,
+    on_retry: Callable[[EngineError], None] | None = None,
 ) -> GenerationResult:
     """Retry retryable failures with doubling backoff; the last error says how often it tried."""
     for attempt in range(1, attempts + 1):
@@ -66,6 +77,8 @@ async def generate_with_retries(
                     exc.message = f"{exc.message} (after {attempt} attempts)"
                     exc.args = (exc.message,)
                 raise
+            if on_retry is not None:
+                on_retry(exc)
             log.warning(
                 "engine call failed; retrying",
                 extra={"attempt": attempt, "code": exc.code, "error": exc.message},

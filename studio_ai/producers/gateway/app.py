@@ -17,7 +17,7 @@ from pymongo.errors import PyMongoError
 from studio_ai.adapters.mongo_store import MongoStore, StoreConflict
 from studio_ai.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
-from studio_ai.producers.gateway.routers import admin_models
+from studio_ai.producers.gateway.routers import admin_models, ai, images, notes
 from studio_ai.runtime.broker import EventPublisher, ensure_topics, new_broker
 from studio_ai.runtime.catalog_files import load_catalog
 from studio_ai.runtime.logging import correlation_id_var
@@ -57,6 +57,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(admin_models.router)
+    app.include_router(ai.router)
+    app.include_router(notes.router)
+    app.include_router(images.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
@@ -31,6 +31,8 @@ class GatewayState:
     store: MongoStore
     publisher: EventPublisher
     catalog: list[CatalogEntry]
+    cache: dict[str, Any] = field(default_factory=dict)
+    known_topics: set[str] = field(default_factory=set)
 
 
 def get_state(request: Request) -> GatewayState:

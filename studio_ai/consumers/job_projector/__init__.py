@@ -1,0 +1,67 @@
+"""Consumer group `job-projector`: folds the ai.inference-* events into inference_jobs, and
+releases a finished job's unconsented images. Group `metrics-recorder` (metrics_recorder.py)
+keeps analytics.inference-metrics.v1 for GET /ai/metrics/models."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+
+from studio_ai.consumers.deps import ConsumerDeps
+from studio_ai.consumers.job_projector.on_job_events import (
+    project_cancelled,
+    project_completed,
+    project_failed,
+    project_progressed,
+)
+from studio_ai.schemas.envelope import Envelope
+from studio_ai.schemas.inference import (
+    InferenceCancelled,
+    InferenceCompleted,
+    InferenceFailed,
+    InferenceProgressed,
+)
+from studio_ai.schemas.topics import (
+    INFERENCE_CANCELLED,
+    INFERENCE_COMPLETED,
+    INFERENCE_FAILED,
+    INFERENCE_PROGRESSED,
+)
+
+GROUP = "job-projector"
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
+    router = KafkaRouter()
+    store = deps.store
+
+    def subscriber(topic: str) -> Callable[[Handler], Handler]:
+        return router.subscriber(  # type: ignore[return-value]
+            topic,
+            group_id=group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+        )
+
+    @subscriber(INFERENCE_PROGRESSED.name)
+    async def on_progressed(event: Envelope[InferenceProgressed]) -> None:
+        await project_progressed(event, store)
+
+    @subscriber(INFERENCE_COMPLETED.name)
+    async def on_completed(event: Envelope[InferenceCompleted]) -> None:
+        await project_completed(event, store)
+
+    @subscriber(INFERENCE_FAILED.name)
+    async def on_failed(event: Envelope[InferenceFailed]) -> None:
+        await project_failed(event, store)
+
+    @subscriber(INFERENCE_CANCELLED.name)
+    async def on_cancelled(event: Envelope[InferenceCancelled]) -> None:
+        await project_cancelled(event, store)
+
+    return router

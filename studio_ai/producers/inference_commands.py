@@ -1,0 +1,523 @@
+"""Inference job commands behind the /ai API: admission (validation, fallback, inputs), job
+reads, cancel, the model selector and the per-model metrics summary.
+
+Nothing reaches a worker unless the whole job is valid: the prompt, the model and modality,
+every context and image ref (all scoped to the caller's workspace). The job is recorded as
+`queued` before its event is published, so a GET right after the 202 finds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from studio_ai.domain.catalog import find_entry
+from studio_ai.domain.errors import InvalidInput, NotFound
+from studio_ai.domain.fallback import (
+    BUILTIN_POOL,
+    EXTRACTIVE_MODEL_ID,
+    Resolution,
+    check_fits,
+    resolve_model,
+)
+from studio_ai.domain.identity import Caller
+from studio_ai.domain.inference_job import (
+    InferenceJob,
+    admitted_job,
+    apply_failed,
+    cancellable,
+    cancellation_event_id,
+)
+from studio_ai.domain.latency_stats import ModelStats, summarize_models
+from studio_ai.domain.model_ids import validate_model_id
+from studio_ai.domain.model_installation import ModelInstallation, percent_done
+from studio_ai.domain.task_prompts import build_messages
+from studio_ai.producers.gateway.context import GatewayState, HttpProblem
+from studio_ai.runtime.broker import ensure_topics
+from studio_ai.schemas.envelope import Envelope
+from studio_ai.schemas.inference import (
+    ContextDocument,
+    EngineName,
+    EngineTarget,
+    ImageInput,
+    InferenceCancelled,
+    InferenceFailed,
+    InferenceRequested,
+    JobError,
+    JobTimings,
+    TextTask,
+)
+from studio_ai.schemas.inference_api import (
+    CancelAccepted,
+    GenerateMultimodalRequest,
+    GenerateTextRequest,
+    JobAccepted,
+    JobLinks,
+    JobView,
+    ProgressView,
+    ResultView,
+    SelectorList,
+    SelectorModel,
+)
+from studio_ai.schemas.models import CatalogEntry, Modality, ModelStatus, ModelTask
+from studio_ai.schemas.topics import INFERENCE_CANCELLED, inference_requested
+
+log = logging.getLogger(__name__)
+
+_JOB_REF = re.compile(r"^job:([0-9a-f-]{36})$")
+_NOTE_REF = re.compile(r"^note:(note_[0-9a-f]{32})$")
+_WINDOW = re.compile(r"^(\d{1,4})([mhd])$")
+_LIVE_CACHE_S = 1.0
+
+
+async def live_pools(state: GatewayState) -> set[str]:
+    """Pools with a worker that beat recently (cached for a second per gateway process)."""
+    cached = state.cache.get("live_pools")
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < _LIVE_CACHE_S:
+        pools: set[str] = cached[1]
+        return pools
+    since = datetime.now(UTC) - timedelta(seconds=state.settings.worker_live_ttl_s)
+    pools = await state.store.jobs.live_pools(since)
+    state.cache["live_pools"] = (now, pools)
+    return pools
+
+
+async def _catalog(state: GatewayState, caller: Caller) -> list[CatalogEntry]:
+    return [*state.catalog, *await state.store.list_catalog_entries(caller.workspace_id)]
+
+
+async def _default_model(
+    state: GatewayState, caller: Caller, task: ModelTask, catalog: list[CatalogEntry]
+) -> str | None:
+    chosen = (await state.store.jobs.default_models(caller.workspace_id)).get(task)
+    if chosen is not None:
+        return chosen
+    return next((e.model_id for e in catalog if e.task is task and e.default), None)
+
+
+def _check_known(model_id: str, task: ModelTask, catalog: list[CatalogEntry]) -> None:
+    if model_id == EXTRACTIVE_MODEL_ID:
+        return
+    validate_model_id(model_id)
+    if not any(e.model_id == model_id for e in catalog):
+        names = ", ".join(e.model_id for e in catalog if e.task is task) or "none"
+        raise NotFound(
+            f"model {model_id!r} is not in this workspace's catalog; GET /ai/models?task="
+            f"{task.value} lists the models for the task ({names})"
+        )
+    check_fits(model_id, task, catalog)
+
+
+def _target(resolution: Resolution, inst: ModelInstallation | None) -> EngineTarget:
+    if resolution.resolved_model_id == EXTRACTIVE_MODEL_ID or inst is None or not inst.runtime:
+        return EngineTarget(engine=EngineName.EXTRACTIVE)
+    runtime = inst.runtime
+    return EngineTarget(
+        engine=EngineName(runtime.engine.value),
+        local_path=inst.local_path,
+        endpoint_url=runtime.endpoint_url,
+        served_model=runtime.served_model,
+        revision_sha=inst.revision_sha,
+    )
+
+
+async def _resolve_context(
+    state: GatewayState, caller: Caller, refs: list[str]
+) -> list[ContextDocument]:
+    documents: list[ContextDocument] = []
+    for ref in dict.fromkeys(refs):
+        if match := _JOB_REF.match(ref):
+            try:
+                job_id = uuid.UUID(match.group(1))
+            except ValueError:
+                job_id = None
+            job = await state.store.jobs.get_job(job_id, caller.workspace_id) if job_id else None
+            if job is None:
+                raise NotFound(f"context ref {ref!r}: no such job in this workspace")
+            if job.result is None:
+                raise InvalidInput(
+                    f"context ref {ref!r}: that job is {job.status.value} and has no output "
+                    "to read; use a completed job"
+                )
+            documents.append(ContextDocument(ref=ref, text=job.result.text))
+        elif match := _NOTE_REF.match(ref):
+            note = await state.store.jobs.get_note(caller.workspace_id, match.group(1))
+            if note is None:
+                raise NotFound(f"context ref {ref!r}: no such note in this workspace")
+            documents.append(ContextDocument(ref=ref, text=note["text"]))
+        else:
+            raise InvalidInput(
+                f"context ref {ref!r} is not valid: use job:<job_id> (an earlier job's output) "
+                "or note:<note_id> (text saved with POST /notes)"
+            )
+    total = sum(len(d.text) for d in documents)
+    if total > state.settings.context_max_chars:
+        raise InvalidInput(
+            f"the context refs hold {total} characters; the limit is "
+            f"{state.settings.context_max_chars}: pass fewer or shorter refs"
+        )
+    return documents
+
+
+async def _resolve_images(state: GatewayState, caller: Caller, refs: list[str]) -> list[ImageInput]:
+    from studio_ai.domain.images import validate_image_ref
+
+    images: list[ImageInput] = []
+    for ref in dict.fromkeys(refs):
+        image_id = validate_image_ref(ref)
+        meta = await state.store.images.get_meta(caller.workspace_id, image_id)
+        if meta is None:
+            if await state.store.images.is_deleted(caller.workspace_id, image_id):
+                raise HttpProblem(
+                    410,
+                    "image_gone",
+                    f"image {image_id} was deleted (its retention ended or it was removed); "
+                    "upload it again with POST /images",
+                )
+            raise NotFound(f"image ref {ref!r}: no such image in this workspace")
+        images.append(ImageInput(image_id=image_id, sha256=meta.sha256, media_type=meta.media_type))
+    return images
+
+
+def _check_prompt(state: GatewayState, prompt: str) -> None:
+    if len(prompt) > state.settings.prompt_max_chars:
+        raise InvalidInput(
+            f"the prompt has {len(prompt)} characters; the limit is "
+            f"{state.settings.prompt_max_chars}: shorten it or pass the material as context_refs"
+        )
+
+
+def _max_tokens(state: GatewayState, asked: int | None) -> int:
+    limit = state.settings.max_tokens_limit
+    if asked is not None and asked > limit:
+        raise InvalidInput(f"max_tokens {asked} is above this deployment's limit of {limit}")
+    return asked or min(state.settings.default_max_tokens, limit)
+
+
+async def submit_text(
+    state: GatewayState, caller: Caller, body: GenerateTextRequest, correlation_id: str
+) -> JobAccepted:
+    _check_prompt(state, body.prompt)
+    max_tokens = _max_tokens(state, body.max_tokens)
+    catalog = await _catalog(state, caller)
+    _check_known(body.model_id, ModelTask.FAST_TEXT, catalog)
+    context = await _resolve_context(state, caller, body.context_refs)
+    build_messages(body.task, body.prompt, [d.text for d in context])  # raises what's missing
+    return await _admit(
+        state,
+        caller,
+        correlation_id,
+        catalog=catalog,
+        task=ModelTask.FAST_TEXT,
+        text_task=body.task,
+        model_id=body.model_id,
+        prompt=body.prompt,
+        context=context,
+        images=[],
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        context_refs=list(dict.fromkeys(body.context_refs)),
+    )
+
+
+async def submit_multimodal(
+    state: GatewayState, caller: Caller, body: GenerateMultimodalRequest, correlation_id: str
+) -> JobAccepted:
+    _check_prompt(state, body.prompt)
+    if not body.prompt.strip():
+        raise InvalidInput("the prompt is empty: say what to do with the images")
+    max_tokens = _max_tokens(state, body.max_tokens)
+    catalog = await _catalog(state, caller)
+    _check_known(body.model_id, ModelTask.IMAGE_TEXT, catalog)
+    images = await _resolve_images(state, caller, body.image_refs)
+    return await _admit(
+        state,
+        caller,
+        correlation_id,
+        catalog=catalog,
+        task=ModelTask.IMAGE_TEXT,
+        text_task=TextTask.FREE,
+        model_id=body.model_id,
+        prompt=body.prompt,
+        context=[],
+        images=images,
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        image_refs=[i.image_id for i in images],
+    )
+
+
+async def _admit(
+    state: GatewayState,
+    caller: Caller,
+    correlation_id: str,
+    *,
+    catalog: list[CatalogEntry],
+    task: ModelTask,
+    text_task: TextTask,
+    model_id: str,
+    prompt: str,
+    context: list[ContextDocument],
+    images: list[ImageInput],
+    max_tokens: int,
+    temperature: float | None,
+    context_refs: list[str] | None = None,
+    image_refs: list[str] | None = None,
+) -> JobAccepted:
+    installations = await state.store.list_installations(caller.workspace_id)
+    resolution = resolve_model(
+        model_id,
+        task,
+        catalog=catalog,
+        installations=installations,
+        live_pools=await live_pools(state),
+        default_model_id=await _default_model(state, caller, task, catalog),
+    )
+    entry = next((e for e in catalog if e.model_id == resolution.resolved_model_id), None)
+    payload = InferenceRequested(
+        job_id=uuid.uuid4(),
+        task=task,
+        text_task=text_task,
+        prompt=prompt,
+        context=context,
+        images=images,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        requested_model_id=model_id,
+        model_id=resolution.resolved_model_id,
+        fallback_reason=resolution.fallback_reason,
+        pool=resolution.pool,
+        target=_target(resolution, installations.get(resolution.resolved_model_id)),
+        pricing=entry.pricing if entry else None,
+        queued_at=datetime.now(UTC),
+    )
+    event = Envelope[InferenceRequested](
+        event_type="ai.inference-requested",
+        correlation_id=correlation_id,
+        workspace_id=caller.workspace_id,
+        user_id=caller.user_id,
+        occurred_at=payload.queued_at,
+        payload=payload,
+    )
+    job = admitted_job(
+        payload,
+        workspace_id=caller.workspace_id,
+        user_id=caller.user_id,
+        context_refs=context_refs or [],
+        image_refs=image_refs or [],
+    )
+    for image in images:
+        await state.store.images.record_use(image.image_id, str(payload.job_id))
+    await state.store.jobs.insert_job(job)
+    topic = inference_requested(resolution.pool)
+    try:
+        if topic.name not in state.known_topics:
+            await ensure_topics(state.settings, [topic])
+            state.known_topics.add(topic.name)
+        await state.publisher.publish(topic, event, key=str(payload.job_id))
+    except Exception as exc:
+        log.exception("could not publish the inference request")
+        await _fail_unqueued(state, event, f"{type(exc).__name__}")
+        raise HttpProblem(
+            503,
+            "broker_unavailable",
+            "the job could not be queued (the event broker did not accept it); try again",
+            {"Retry-After": "5"},
+        ) from exc
+    links = f"/ai/jobs/{payload.job_id}"
+    return JobAccepted(
+        job_id=payload.job_id,
+        requested_model_id=model_id,
+        resolved_model_id=resolution.resolved_model_id,
+        fallback_reason=resolution.fallback_reason,
+        pool=resolution.pool,
+        engine=payload.target.engine,
+        links=JobLinks(self=links, events=f"{links}/events", cancel=f"{links}/cancel"),
+    )
+
+
+async def _fail_unqueued(
+    state: GatewayState, event: Envelope[InferenceRequested], cause: str
+) -> None:
+    request = event.payload
+    failed = InferenceFailed(
+        job_id=request.job_id,
+        error=JobError(
+            code="not_queued",
+            message=f"the job could not be queued ({cause}); submit it again",
+            retryable=True,
+        ),
+        timings=JobTimings(queued_at=request.queued_at, finished_at=datetime.now(UTC)),
+        model_id=request.model_id,
+        engine=request.target.engine,
+        pool=request.pool,
+        worker_id="gateway",
+    )
+    await state.store.jobs.update_job(
+        request.job_id,
+        lambda job: apply_failed(job, failed, occurred_at=datetime.now(UTC), event_id=uuid.uuid4()),
+    )
+
+
+# --- reads and cancel -------------------------------------------------------------------
+
+
+def parse_job_id(job_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(job_id)
+    except ValueError:
+        raise InvalidInput(f"job id {job_id[:60]!r} is not a UUID") from None
+
+
+async def get_job(state: GatewayState, caller: Caller, job_id: str) -> JobView:
+    job = await _own_job(state, caller, job_id)
+    cancel_requested = False
+    if not job.status.terminal:
+        cancel_requested = bool(await state.store.jobs.cancelled_among([job.job_id]))
+    return job_view(job, cancel_requested=cancel_requested)
+
+
+async def _own_job(state: GatewayState, caller: Caller, job_id: str) -> InferenceJob:
+    job = await state.store.jobs.get_job(parse_job_id(job_id), caller.workspace_id)
+    if job is None:
+        raise NotFound(f"no job {job_id} in this workspace")
+    return job
+
+
+async def list_jobs(state: GatewayState, caller: Caller, limit: int) -> list[JobView]:
+    return [job_view(j) for j in await state.store.jobs.list_jobs(caller.workspace_id, limit=limit)]
+
+
+async def cancel_job(
+    state: GatewayState, caller: Caller, job_id: str, correlation_id: str
+) -> CancelAccepted:
+    job = await _own_job(state, caller, job_id)
+    cancellable(job)
+    now = datetime.now(UTC)
+    await state.store.jobs.insert_cancellation(
+        job.job_id, workspace_id=caller.workspace_id, requested_by=caller.user_id, requested_at=now
+    )
+    event = Envelope[InferenceCancelled](
+        event_id=cancellation_event_id(job.job_id),
+        event_type="ai.inference-cancelled",
+        correlation_id=correlation_id,
+        workspace_id=caller.workspace_id,
+        user_id=caller.user_id,
+        payload=InferenceCancelled(job_id=job.job_id, cancelled_at=now),
+    )
+    await state.publisher.publish(INFERENCE_CANCELLED, event, key=str(job.job_id))
+    return CancelAccepted(job_id=job.job_id)
+
+
+def job_view(job: InferenceJob, *, cancel_requested: bool = False) -> JobView:
+    return JobView(
+        job_id=job.job_id,
+        status=job.status,
+        task=job.task,
+        text_task=job.text_task,
+        requested_model_id=job.requested_model_id,
+        resolved_model_id=job.model_id,
+        fallback_reason=job.fallback_reason,
+        engine=job.engine,
+        pool=job.pool,
+        model_revision=job.revision_sha,
+        progress=ProgressView(
+            tokens_generated=job.progress.tokens_generated,
+            max_tokens=job.progress.max_tokens,
+            percent=percent_done(job.progress.tokens_generated, job.progress.max_tokens),
+        ),
+        result=ResultView(**job.result.model_dump()) if job.result else None,
+        error=job.error,
+        timings=job.timings,
+        usage=job.usage,
+        context_refs=job.context_refs,
+        image_refs=job.image_refs,
+        cancel_requested=cancel_requested,
+    )
+
+
+# --- model selector and defaults --------------------------------------------------------
+
+
+async def selector(state: GatewayState, caller: Caller, task: ModelTask) -> SelectorList:
+    catalog = await _catalog(state, caller)
+    installations = await state.store.list_installations(caller.workspace_id)
+    pools = await live_pools(state)
+    default = await _default_model(state, caller, task, catalog)
+    models: list[SelectorModel] = []
+    for entry in (e for e in catalog if e.task is task):
+        inst = installations.get(entry.model_id)
+        status = inst.status if inst else ModelStatus.AVAILABLE
+        percent = inst.progress.percent if inst and inst.progress else None
+        pool = inst.runtime.pool if inst and inst.runtime else None
+        models.append(
+            SelectorModel(
+                model_id=entry.model_id,
+                display_name=entry.display_name,
+                modality=entry.modality,
+                availability=status.value,
+                percent=percent if status is ModelStatus.DOWNLOADING else None,
+                pool=pool if status is ModelStatus.INSTALLED else None,
+                live=status is ModelStatus.INSTALLED and pool in pools,
+                default=entry.model_id == default,
+            )
+        )
+    if task is ModelTask.FAST_TEXT:
+        models.append(
+            SelectorModel(
+                model_id=EXTRACTIVE_MODEL_ID,
+                display_name="Extractive (built in: sentences chosen from the input)",
+                modality=Modality.TEXT,
+                availability="installed",
+                pool=BUILTIN_POOL,
+                live=BUILTIN_POOL in pools,
+                default=default == EXTRACTIVE_MODEL_ID,
+                builtin=True,
+            )
+        )
+    return SelectorList(task=task, default_model_id=default, models=models)
+
+
+async def set_default(
+    state: GatewayState, caller: Caller, task: ModelTask, model_id: str
+) -> SelectorList:
+    catalog = await _catalog(state, caller)
+    _check_known(model_id, task, catalog)
+    if model_id != EXTRACTIVE_MODEL_ID:
+        own = [e for e in catalog if e not in state.catalog]
+        entry, _ = find_entry(model_id, state.catalog, own)
+        if entry.task is not task:
+            raise InvalidInput(
+                f"model {model_id!r} does {entry.task.value} work; it cannot be the default for "
+                f"{task.value}"
+            )
+    elif task is not ModelTask.FAST_TEXT:
+        raise InvalidInput(f"{EXTRACTIVE_MODEL_ID!r} can only be the default for fast_text")
+    await state.store.jobs.set_default_model(caller.workspace_id, task, model_id)
+    return await selector(state, caller, task)
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+
+def parse_window(window: str) -> timedelta:
+    match = _WINDOW.match(window)
+    if match is None:
+        raise InvalidInput(f"window {window!r} is not valid: use e.g. 15m, 1h, 24h or 7d")
+    amount, unit = int(match.group(1)), match.group(2)
+    span = timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+    if not timedelta(minutes=1) <= span <= timedelta(days=31):
+        raise InvalidInput(f"window {window!r} must be between 1m and 31d")
+    return span
+
+
+async def model_metrics(
+    state: GatewayState, caller: Caller, window: str
+) -> tuple[timedelta, list[ModelStats]]:
+    span = parse_window(window)
+    records = await state.store.jobs.metrics_since(caller.workspace_id, datetime.now(UTC) - span)
+    return span, summarize_models(records, window_s=span.total_seconds())
