@@ -98,6 +98,8 @@ def new_image_meta(
     created_at: datetime,
 ) -> ImageMeta:
     """The metadata of an upload that passed `sniff_image` and `validate_retention`."""
+    # Stores keep milliseconds: the upload's answer then matches every later read.
+    created_at = created_at.replace(microsecond=created_at.microsecond // 1000 * 1000)
     return ImageMeta(
         image_id=new_image_id(),
         workspace_id=workspace_id,

@@ -28,6 +28,8 @@ topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 dev_app = typer.Typer(help="Local development.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Inference jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+images_app = typer.Typer(help="Uploaded images.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(worker_app, name="worker")
@@ -323,6 +325,40 @@ def _watch_job(client: StudioClient, job_id: str) -> None:
             f"{' (retryable)' if final.error.retryable else ''}"
         )
     raise _fail(f"job {final.status.value}")
+
+
+@images_app.command("sweep")
+def images_sweep(
+    every: Annotated[
+        float | None, typer.Option(help="Repeat every this many seconds (default: once).")
+    ] = None,
+) -> None:
+    """Delete images whose retention ended, and unconsented ones no job uses any more."""
+    from datetime import UTC, datetime, timedelta
+
+    from studio_ai.adapters.mongo_store import MongoStore
+
+    settings = Settings()
+    _configure_logging(settings)
+
+    async def sweep() -> None:
+        store = MongoStore.connect(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        try:
+            while True:
+                now = datetime.now(UTC)
+                grace = timedelta(hours=settings.image_unused_grace_hours)
+                deleted = await store.images.sweep_expired(now, unused_before=now - grace)
+                err.print(f"{now.isoformat()} deleted {len(deleted)} image(s)")
+                if every is None:
+                    return
+                await asyncio.sleep(every)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(sweep())
+    except PyMongoError as exc:
+        raise _fail(f"the store is not reachable: {exc}") from exc
 
 
 @app.command("gateway")

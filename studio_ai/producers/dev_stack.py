@@ -20,6 +20,8 @@ from studio_ai.runtime.settings import PACKAGED_CATALOG, Settings
 
 DEV_CATALOG = Path(__file__).resolve().parents[2] / "deploy" / "local" / "catalog.dev.yaml"
 DEV_WORKSPACE = "demo"
+# The extractive engine's pool and the tiny models' default pools (one worker serves them all).
+DEV_POOLS = ("builtin", "tiny-llama", "tiny-gemma3")
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
@@ -66,6 +68,14 @@ def run_dev_stack(settings: Settings, *, hub_port: int, console: Console) -> int
         ],
         "gateway": [exe, "gateway"],
         "consumers": [exe, "worker", "run", *[a for g in GROUPS for a in ("--group", g)]],
+        "inference": [
+            exe,
+            "worker",
+            "inference",
+            *[a for pool in DEV_POOLS for a in ("--pool", pool)],
+            "--metrics-port",
+            str(settings.metrics_port + 1),
+        ],
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -94,13 +104,17 @@ def run_dev_stack(settings: Settings, *, hub_port: int, console: Console) -> int
             f"  API docs        {gateway}/docs\n"
             f"  gateway metrics {gateway}/metrics\n"
             f"  worker metrics  http://{settings.metrics_host}:{settings.metrics_port}/metrics\n"
+            f"  inference       http://{settings.metrics_host}:{settings.metrics_port + 1}/metrics"
+            f" (pools {', '.join(DEV_POOLS)})\n"
             f"  hub mirror      {mirror} (tiny models: studio-ai-test/tiny-llama, tiny-gemma3)\n"
             f"  admin key       {key}  (workspace {DEV_WORKSPACE!r}; "
             f"saved in {state / 'dev-admin-key'})\n\n"
             "try:\n"
             f"  export STUDIO_API_KEY={key}\n"
             "  .venv/bin/studio-ai models download studio-ai-test/tiny-llama --transport mirror\n"
-            "  .venv/bin/studio-ai models list\n\n"
+            "  .venv/bin/studio-ai models list\n"
+            '  .venv/bin/studio-ai jobs submit "Semaglutide lowered weight. It was safe." '
+            "--model studio-ai-test/tiny-llama\n\n"
             "Ctrl-C stops everything.",
             soft_wrap=True,
         )

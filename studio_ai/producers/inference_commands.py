@@ -171,12 +171,13 @@ async def _resolve_images(state: GatewayState, caller: Caller, refs: list[str]) 
         image_id = validate_image_ref(ref)
         meta = await state.store.images.get_meta(caller.workspace_id, image_id)
         if meta is None:
-            if await state.store.images.is_deleted(caller.workspace_id, image_id):
+            tombstone = await state.store.images.get_tombstone(caller.workspace_id, image_id)
+            if tombstone is not None:
                 raise HttpProblem(
                     410,
                     "image_gone",
-                    f"image {image_id} was deleted (its retention ended or it was removed); "
-                    "upload it again with POST /images",
+                    f"image {image_id} was deleted at {tombstone.deleted_at.isoformat()} "
+                    f"({tombstone.reason}); upload it again with POST /images",
                 )
             raise NotFound(f"image ref {ref!r}: no such image in this workspace")
         images.append(ImageInput(image_id=image_id, sha256=meta.sha256, media_type=meta.media_type))
@@ -311,7 +312,17 @@ async def _admit(
         image_refs=image_refs or [],
     )
     for image in images:
-        await state.store.images.record_use(image.image_id, str(payload.job_id))
+        recorded = await state.store.images.record_use(
+            image.image_id, str(payload.job_id), workspace_id=caller.workspace_id
+        )
+        if not recorded:
+            await state.store.images.end_use(str(payload.job_id), [i.image_id for i in images])
+            raise HttpProblem(
+                410,
+                "image_gone",
+                f"image {image.image_id} was deleted while the job was being admitted; upload "
+                "it again with POST /images",
+            )
     await state.store.jobs.insert_job(job)
     topic = inference_requested(resolution.pool)
     try:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
 import httpx
@@ -61,7 +60,10 @@ def test_extractive_summary_cites_its_context_and_reports_latency_and_cost(stack
     _, client = new_workspace(stack, "extractive")
     ref = note(client, ABSTRACT)
     accepted = submit(
-        client, model_id="studio-ai/extractive", prompt="Summarise the trial.", task="summary",
+        client,
+        model_id="studio-ai/extractive",
+        prompt="Summarise the trial.",
+        task="summary",
         context_refs=[ref],
     )
     assert accepted["status"] == "queued"
@@ -124,7 +126,9 @@ def test_multimodal_job_on_tiny_gemma_deletes_its_unconsented_image(stack: Stack
     _, client = new_workspace(stack, "multimodal")
     install(stack, client, TINY_GEMMA)
     upload = client.post(
-        "/images", content=png_bytes(), headers={"Content-Type": "image/png"},
+        "/images",
+        content=png_bytes(),
+        headers={"Content-Type": "image/png"},
         params={"consent": "false"},
     )
     assert upload.status_code == 201, upload.text
@@ -132,8 +136,12 @@ def test_multimodal_job_on_tiny_gemma_deletes_its_unconsented_image(stack: Stack
 
     response = client.post(
         "/ai/generate-multimodal",
-        json={"model_id": TINY_GEMMA, "prompt": "Describe the image.", "image_refs": [image_id],
-              "max_tokens": 6},
+        json={
+            "model_id": TINY_GEMMA,
+            "prompt": "Describe the image.",
+            "image_refs": [image_id],
+            "max_tokens": 6,
+        },
     )
     assert response.status_code == 202, response.text
     job = wait_job(client, response.json()["job_id"], timeout=120)
@@ -152,7 +160,9 @@ def test_bad_input_is_refused_with_a_reason_and_queues_nothing(stack: Stack) -> 
     _, client = new_workspace(stack, "bad-input")
     _, other = new_workspace(stack, "bad-input-other")
     foreign = other.post(
-        "/images", content=png_bytes(), headers={"Content-Type": "image/png"},
+        "/images",
+        content=png_bytes(),
+        headers={"Content-Type": "image/png"},
         params={"consent": "true", "retention_days": "1"},
     ).json()["image_id"]
 
@@ -173,7 +183,12 @@ def test_bad_input_is_refused_with_a_reason_and_queues_nothing(stack: Stack) -> 
             404,
             "no such image",
         ),
-        ("/ai/generate-text", {"model_id": TINY_LLAMA, "prompt": "q", "task": "qa"}, 422, "context"),
+        (
+            "/ai/generate-text",
+            {"model_id": TINY_LLAMA, "prompt": "q", "task": "qa"},
+            422,
+            "context",
+        ),
         (
             "/ai/generate-text",
             {"model_id": TINY_LLAMA, "prompt": "hi", "context_refs": ["file:///etc/passwd"]},
@@ -187,4 +202,3 @@ def test_bad_input_is_refused_with_a_reason_and_queues_nothing(stack: Stack) -> 
         assert words in response.json()["detail"], (body, response.json())
     assert client.get("/ai/jobs").json()["jobs"] == []
     assert client.get(f"/images/{foreign}").status_code == 404
-    time.sleep(0)

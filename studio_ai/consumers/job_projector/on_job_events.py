@@ -65,7 +65,7 @@ async def project_cancelled(event: Envelope[InferenceCancelled], store: MongoSto
 async def _release_images(store: MongoStore, job: InferenceJob | None) -> None:
     if job is None or not job.image_refs or not job.status.terminal:
         return
-    await store.images.end_use(str(job.job_id))
+    await store.images.end_use(str(job.job_id), job.image_refs)
     deleted = await store.images.release_unconsented(job.image_refs)
     if deleted:
         log.info(

@@ -132,7 +132,7 @@ def test_retention_without_consent() -> None:
 
 def test_new_image_meta_expiry_follows_consent() -> None:
     data = image_bytes("PNG")
-    now = datetime(2025, 1, 1, tzinfo=UTC)
+    now = datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
 
     def meta(consent: bool, retention_days: int | None) -> ImageMeta:
         return new_image_meta(
@@ -148,7 +148,8 @@ def test_new_image_meta_expiry_follows_consent() -> None:
         )
 
     kept = meta(True, 30)
-    assert kept.expires_at == now + timedelta(days=30)
+    assert kept.created_at == now.replace(microsecond=123000)  # what the store keeps
+    assert kept.expires_at == kept.created_at + timedelta(days=30)
     assert kept.sha256 == hashlib.sha256(data).hexdigest()
     assert kept.size_bytes == len(data)
     transient = meta(False, None)
