@@ -171,8 +171,9 @@ def _prompt_tokens(messages: list[Any]) -> int:
 
 @dataclass
 class _Plan:
-    """One accepted request: what to send, and whether it was all sent."""
+    """One accepted request: what to send, and the counters to settle once it ends."""
 
+    state: ChatState
     knobs: ChatKnobs
     model: str
     count: int
@@ -180,7 +181,13 @@ class _Plan:
     prompt_tokens: int
     id: str
     created: int
-    done: bool = False
+    settled: bool = False
+
+    def settle(self, *, completed: bool) -> None:
+        """Leave `in_flight` as completed or cancelled; only the first call counts."""
+        if not self.settled:
+            self.settled = True
+            self.state.finish(completed=completed)
 
     def usage(self) -> dict[str, int]:
         return {
@@ -203,22 +210,21 @@ class _Plan:
 
 
 class _AccountedStream(StreamingResponse):
-    """A stream that settles the in-flight count when it ends, however it ends.
+    """A stream whose request counts as cancelled if it ends before the body settled it.
 
     Under ASGI spec < 2.4 (uvicorn) Starlette cancels the body when the client disconnects
-    and returns normally, so "complete" is what the body itself reports (`plan.done`).
+    and returns normally, so only the body itself knows that it got to the end.
     """
 
-    def __init__(self, body: AsyncIterator[str], plan: _Plan, state: ChatState) -> None:
-        super().__init__(body, media_type="text/event-stream")
+    def __init__(self, plan: _Plan) -> None:
+        super().__init__(_stream(plan), media_type="text/event-stream")
         self._plan = plan
-        self._state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._state.finish(completed=self._plan.done)
+            self._plan.settle(completed=False)
 
 
 async def _stream(plan: _Plan) -> AsyncIterator[str]:
@@ -234,8 +240,10 @@ async def _stream(plan: _Plan) -> AsyncIterator[str]:
         )
         yield plan.chunk(delta)
     yield plan.chunk({}, plan.finish_reason)
+    # Starlette asks for the next item only once it has sent the last one: the finish chunk
+    # is out. Settle before [DONE], so that a client that has read it sees the counters final.
+    plan.settle(completed=True)
     yield "data: [DONE]\n\n"
-    plan.done = True  # reached only once Starlette has sent [DONE] and asks for more
 
 
 async def _sleep_unless_disconnected(request: Request, seconds: float) -> bool:
@@ -271,6 +279,7 @@ def create_chat_app(state: ChatState) -> Starlette:
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
         count = knobs.tokens if not isinstance(limit, int) else min(knobs.tokens, limit)
         plan = _Plan(
+            state=state,
             knobs=knobs,
             model=str(body.get("model") or knobs.model),
             count=count,
@@ -280,12 +289,13 @@ def create_chat_app(state: ChatState) -> Starlette:
             created=int(time.time()),
         )
         if body.get("stream"):
-            return _AccountedStream(_stream(plan), plan, state)
+            return _AccountedStream(plan)
         wait_s = (knobs.latency_ms + max(count - 1, 0) * knobs.token_interval_ms) / 1000
+        completed = False
         try:
-            plan.done = await _sleep_unless_disconnected(request, wait_s)
+            completed = await _sleep_unless_disconnected(request, wait_s)
         finally:
-            state.finish(completed=plan.done)
+            plan.settle(completed=completed)
         message = {"role": "assistant", "content": knobs.token_text * count}
         return JSONResponse(
             {
@@ -449,7 +459,7 @@ class ChatServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: serve until SIGTERM or SIGINT (uvicorn handles both and shuts down cleanly)."""
+    """CLI: serve until SIGTERM or SIGINT (uvicorn shuts down cleanly, then dies of the signal)."""
     parser = argparse.ArgumentParser(description="A scripted OpenAI-compatible chat server.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001, help="0 picks a free port")

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
-from studio_ai.devkit.chat_server import ChatServer
 
+from studio_ai.devkit.chat_server import ChatServer
 from tests.integration.test_inference_jobs import install, submit, wait_job
 from tests.support.flows import add_private_model, new_workspace, read_topic
 from tests.support.stack import TINY_LLAMA, Stack, free_port, kafka_bootstrap, wait_until
@@ -175,7 +175,7 @@ async def _partitions(consumer: Any, topic: str) -> set[int]:
 def test_sigkill_with_50_jobs_in_flight_then_every_job_ends_once_and_replay_changes_nothing(
     stack: Stack, served: ServedModel
 ) -> None:
-    served.chat.configure(latency_ms=2500, tokens=4)
+    served.chat.configure(latency_ms=8000, tokens=4)
     jobs = [
         submit(served.client, model_id=served.model_id, prompt=f"job {n}", max_tokens=4)["job_id"]
         for n in range(50)

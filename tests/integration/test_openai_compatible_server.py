@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,10 @@ import pytest
 
 from studio_ai.adapters.engines.base import GenerationRequest, GenerationResult
 from studio_ai.adapters.engines.openai_compatible import OpenAICompatibleEngine
-from tests.support.stack import TINY_LLAMA, free_port, wait_until
+from tests.integration.test_inference_jobs import install, submit, wait_job
+from tests.integration.test_inference_resilience import wait_live
+from tests.support.flows import add_private_model, new_workspace
+from tests.support.stack import TINY_LLAMA, Stack, free_port, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +87,39 @@ def test_streamed_generation_from_a_real_server_reports_usage(
     assert "".join(tokens) == first.text
     assert first.first_token_s is not None
     assert all(r.completion_tokens > 0 for r in results[1:])
+
+
+def test_a_job_runs_on_a_real_server_through_the_vllm_engine(
+    stack: Stack, served_tiny_llama: tuple[str, str]
+) -> None:
+    url, served_path = served_tiny_llama
+    suffix = uuid.uuid4().hex[:6]
+    _, client = new_workspace(stack, "served")
+    model_id = f"served-{suffix}/tiny-llama"
+    add_private_model(client, model_id, TINY_LLAMA)
+    install(stack, client, model_id)
+    pool = f"served-{suffix}"
+    response = client.put(
+        f"/admin/models/{model_id}/runtime",
+        json={"engine": "vllm", "endpoint_url": url, "pool": pool, "served_model": served_path},
+    )
+    assert response.status_code == 200, response.text
+    stack.start_inference(f"inference-{pool}", (pool,))
+    try:
+        wait_live(client, model_id)
+        accepted = submit(
+            client,
+            model_id=model_id,
+            prompt="Summarise: the trial met its endpoint.",
+            task="summary",
+            max_tokens=6,
+        )
+        assert accepted["engine"] == "vllm" and accepted["fallback_reason"] is None
+        job = wait_job(client, accepted["job_id"], timeout=120)
+    finally:
+        stack.kill(f"inference-{pool}")
+    assert job["status"] == "completed", job
+    assert job["engine"] == "vllm" and job["resolved_model_id"] == model_id
+    assert job["usage"]["prompt_tokens"] > 0
+    assert 0 < job["usage"]["completion_tokens"] <= 6
+    assert job["timings"]["first_token_at"] is not None
