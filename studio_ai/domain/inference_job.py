@@ -177,7 +177,13 @@ def apply_failed(
         error=event.error,
         usage=event.usage,
         timings=event.timings,
+        # Set everything a completion sets, so that which end arrived first cannot show.
+        model_id=event.model_id,
+        engine=event.engine,
         worker_id=event.worker_id,
+        progress=JobProgress(
+            tokens_generated=event.usage.completion_tokens, max_tokens=job.progress.max_tokens
+        ),
         ended_by=_end_mark(occurred_at, event_id),
     )
 

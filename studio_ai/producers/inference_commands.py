@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 from studio_ai.domain.catalog import find_entry
@@ -35,7 +35,7 @@ from studio_ai.domain.latency_stats import ModelStats, summarize_models
 from studio_ai.domain.model_ids import validate_model_id
 from studio_ai.domain.model_installation import ModelInstallation, percent_done
 from studio_ai.domain.task_prompts import build_messages
-from studio_ai.producers.gateway.context import GatewayState, HttpProblem
+from studio_ai.producers.gateway.context import GatewayState, HttpProblem, cached
 from studio_ai.runtime.broker import ensure_topics
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import (
@@ -71,29 +71,38 @@ _JOB_REF = re.compile(r"^job:([0-9a-f-]{36})$")
 _NOTE_REF = re.compile(r"^note:(note_[0-9a-f]{32})$")
 _WINDOW = re.compile(r"^(\d{1,4})([mhd])$")
 _LIVE_CACHE_S = 1.0
+_READ_CACHE_S = 1.0  # catalog entries and default models, per workspace
 
 
 async def live_pools(state: GatewayState) -> set[str]:
     """Pools with a worker that beat recently (cached for a second per gateway process)."""
-    cached = state.cache.get("live_pools")
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < _LIVE_CACHE_S:
-        pools: set[str] = cached[1]
-        return pools
-    since = datetime.now(UTC) - timedelta(seconds=state.settings.worker_live_ttl_s)
-    pools = await state.store.jobs.live_pools(since)
-    state.cache["live_pools"] = (now, pools)
-    return pools
+    def load() -> Awaitable[set[str]]:
+        since = datetime.now(UTC) - timedelta(seconds=state.settings.worker_live_ttl_s)
+        return state.store.jobs.live_pools(since)
+
+    return await cached(state, "live_pools", _LIVE_CACHE_S, load)
 
 
 async def _catalog(state: GatewayState, caller: Caller) -> list[CatalogEntry]:
-    return [*state.catalog, *await state.store.list_catalog_entries(caller.workspace_id)]
+    own = await cached(
+        state,
+        f"catalog:{caller.workspace_id}",
+        _READ_CACHE_S,
+        lambda: state.store.list_catalog_entries(caller.workspace_id),
+    )
+    return [*state.catalog, *own]
 
 
 async def _default_model(
     state: GatewayState, caller: Caller, task: ModelTask, catalog: list[CatalogEntry]
 ) -> str | None:
-    chosen = (await state.store.jobs.default_models(caller.workspace_id)).get(task)
+    defaults = await cached(
+        state,
+        f"defaults:{caller.workspace_id}",
+        _READ_CACHE_S,
+        lambda: state.store.jobs.default_models(caller.workspace_id),
+    )
+    chosen = defaults.get(task)
     if chosen is not None:
         return chosen
     return next((e.model_id for e in catalog if e.task is task and e.default), None)
@@ -509,6 +518,7 @@ async def set_default(
     elif task is not ModelTask.FAST_TEXT:
         raise InvalidInput(f"{EXTRACTIVE_MODEL_ID!r} can only be the default for fast_text")
     await state.store.jobs.set_default_model(caller.workspace_id, task, model_id)
+    state.cache.pop(f"defaults:{caller.workspace_id}", None)
     return await selector(state, caller, task)
 
 

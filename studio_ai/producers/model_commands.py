@@ -205,6 +205,7 @@ async def add_catalog_entry(state: GatewayState, caller: Caller, entry: CatalogE
     created = await state.store.insert_catalog_entry(
         caller.workspace_id, entry, created_by=caller.user_id, created_at=datetime.now(UTC)
     )
+    state.cache.pop(f"catalog:{caller.workspace_id}", None)
     if not created:
         raise Conflict(
             f"model id {entry.model_id!r} is already taken; choose another id for this entry"

@@ -87,6 +87,8 @@ class InflightConsumer:
             auto_offset_reset="earliest",
             max_poll_records=max_in_flight,
             max_poll_interval_ms=max_poll_interval_ms,
+            # Jobs wait for a free slot, not for a fuller fetch: answer fetches quickly.
+            fetch_max_wait_ms=50,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -4,6 +4,7 @@ retries, cancel, a SIGKILL with 50 jobs in flight, and a replay of the job topic
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
@@ -251,3 +253,67 @@ def test_sigkill_with_50_jobs_in_flight_then_every_job_ends_once_and_replay_chan
     after = {j: served.client.get(f"/ai/jobs/{j}").json() for j in jobs}
     assert after == before
     assert stats() == before_stats
+
+
+def test_the_event_stream_shows_progress_then_the_final_status(served: ServedModel) -> None:
+    served.chat.configure(tokens=12, token_interval_ms=150)
+    accepted = submit(served.client, model_id=served.model_id, prompt="Hello", max_tokens=12)
+    events: list[tuple[str, dict[str, Any]]] = []
+    with served.client.stream(
+        "GET", f"/ai/jobs/{accepted['job_id']}/events", params={"poll_s": 0.1}, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind = ""
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((kind, json.loads(line[5:])))
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "status" and kinds.count("status") == 1
+    assert events[-1][1]["status"] == "completed"
+    running = [body for kind, body in events if kind == "progress" and body["status"] == "running"]
+    assert any(0 < b["progress"]["tokens_generated"] < 12 for b in running), kinds
+    tokens = [b["progress"]["tokens_generated"] for _, b in events]
+    assert tokens == sorted(tokens)
+
+
+def test_a_pool_without_a_live_worker_falls_back_with_the_reason(
+    stack: Stack, served: ServedModel
+) -> None:
+    stack.kill(served.worker)  # a clean stop removes the heartbeat at once
+    accepted = submit(served.client, model_id=served.model_id, prompt="Weight fell. It was safe.")
+    assert accepted["resolved_model_id"] == "studio-ai/extractive"
+    assert f"pool '{served.pool}'" in accepted["fallback_reason"]
+    assert "no live worker" in accepted["fallback_reason"]
+    job = wait_job(served.client, accepted["job_id"])
+    assert job["status"] == "completed"
+    assert job["fallback_reason"] == accepted["fallback_reason"]
+    assert served.chat.state()["requests"] == 0
+
+
+def test_a_poison_job_message_is_dead_lettered_and_the_worker_goes_on(
+    served: ServedModel,
+) -> None:
+    topic = f"ai.inference-requested.{served.pool}.v1"
+
+    async def publish() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap())
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b'{"not": "a job"}', key=b"poison")
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish())
+    dead = wait_until(
+        lambda: [r for r in read_topic(f"{topic}.dlq") if r[0] == b"poison"],
+        timeout=30,
+        what="the poison message in the DLQ",
+    )
+    headers = dead[0][1]
+    assert "does not match the event schema" in headers["dlq_reason"]
+    assert headers["dlq_source_topic"] == topic
+    accepted = submit(served.client, model_id=served.model_id, prompt="after the poison")
+    assert wait_job(served.client, accepted["job_id"])["status"] == "completed"

@@ -133,20 +133,35 @@ class JobRunner:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+            except Exception as exc:
+                # A bug must not leave the job queued forever nor hold its partition's commit:
+                # the job fails visibly, and the log has the traceback.
+                log.exception(
+                    "job failed unexpectedly", extra={"job_id": str(event.payload.job_id)}
+                )
+                await self._fail_unexpected(event, exc)
+                return
 
     # --- one job ----------------------------------------------------------------------------
 
     async def _run(self, event: Request) -> None:
         job = event.payload
-        recorded = await self.store.jobs.get_outcome(job.job_id)
+        received = time.monotonic()
+        recorded, cancelled = await asyncio.gather(
+            self.store.jobs.get_outcome(job.job_id),
+            self.store.jobs.cancelled_among([job.job_id]),
+        )
         if recorded is not None:
             await self._publish_outcome(recorded)
             return
-        if await self.store.jobs.cancelled_among([job.job_id]):
+        if cancelled:
             await self._record_cancelled(event)
             return
         started_at = datetime.now(UTC)
-        await self._publish_progress(event, 0, started_at, None)
+        checked = time.monotonic()
+        # "running" is published while the engine already works; it is awaited before the
+        # outcome, so the job's events stay in order on their topics.
+        announced = asyncio.create_task(self._publish_progress(event, 0, started_at, None))
         concurrent = len(self.running) + 1
         first_token_at: datetime | None = None
         error: EngineError | None = None
@@ -157,10 +172,15 @@ class JobRunner:
             if result.first_token_s is not None:
                 first_token_at = started_at + _seconds(result.first_token_s)
         except JobCancelled:
+            await announced
             await self._record_cancelled(event)
             return
         except EngineError as exc:
             error = exc
+        except BaseException:
+            announced.cancel()
+            raise
+        await announced
         generation_s = time.monotonic() - began
         finished_at = datetime.now(UTC)
         outcome = self._outcome(
@@ -175,7 +195,20 @@ class JobRunner:
             ),
             gpu_seconds=gpu_seconds_share(generation_s, concurrent),
         )
+        generated = time.monotonic()
         await self._publish_outcome(await self.store.jobs.claim_outcome(job.job_id, outcome))
+        log.info(
+            "job finished",
+            extra={
+                "job_id": str(job.job_id),
+                "outcome": outcome["kind"],
+                "queue_ms": round((started_at - job.queued_at).total_seconds() * 1000, 1),
+                "checks_ms": round((checked - received) * 1000, 1),
+                "start_event_ms": round((began - checked) * 1000, 1),
+                "engine_ms": round(generation_s * 1000, 1),
+                "record_and_publish_ms": round((time.monotonic() - generated) * 1000, 1),
+            },
+        )
 
     async def _generate(self, event: Request, started_at: datetime) -> GenerationResult:
         job = event.payload
@@ -366,6 +399,19 @@ class JobRunner:
             finished_at=timings.finished_at,
         )
 
+    async def _fail_unexpected(self, event: Request, exc: Exception) -> None:
+        job = event.payload
+        now = datetime.now(UTC)
+        error = EngineError(
+            "internal_error",
+            f"the worker failed on this job ({type(exc).__name__}); it was logged for the "
+            "operators; submitting again may work",
+            retryable=True,
+        )
+        timings = JobTimings(queued_at=job.queued_at, started_at=now, finished_at=now)
+        outcome = self._outcome(event, None, error, timings, gpu_seconds=0.0)
+        await self._publish_outcome(await self.store.jobs.claim_outcome(job.job_id, outcome))
+
     async def _record_cancelled(self, event: Request) -> None:
         job = event.payload
         await self.store.jobs.claim_outcome(
@@ -385,15 +431,17 @@ class JobRunner:
             return  # cancelled: the gateway published the cancellation
         metrics = Envelope[InferenceMetrics].model_validate_json(outcome["metrics"])
         record = metrics.payload
+        terminal: Envelope[Any]
         if outcome["kind"] == "completed":
-            completed = Envelope[InferenceCompleted].model_validate_json(outcome["terminal"])
-            await self.publisher.publish(
-                INFERENCE_COMPLETED, completed, key=str(completed.payload.job_id)
-            )
+            terminal = Envelope[InferenceCompleted].model_validate_json(outcome["terminal"])
+            topic = INFERENCE_COMPLETED
         else:
-            failed = Envelope[InferenceFailed].model_validate_json(outcome["terminal"])
-            await self.publisher.publish(INFERENCE_FAILED, failed, key=str(failed.payload.job_id))
-        await self.publisher.publish(INFERENCE_METRICS, metrics, key=record.model_id)
+            terminal = Envelope[InferenceFailed].model_validate_json(outcome["terminal"])
+            topic = INFERENCE_FAILED
+        await asyncio.gather(
+            self.publisher.publish(topic, terminal, key=str(record.job_id)),
+            self.publisher.publish(INFERENCE_METRICS, metrics, key=record.model_id),
+        )
         if outcome.get("worker_id") == self.worker_id and not outcome.get("counted"):
             outcome["counted"] = True
             self._observe(record)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from studio_ai.domain.errors import Conflict, InvalidInput
-from studio_ai.domain.fallback import EXTRACTIVE_MODEL_ID, resolve_model
+from studio_ai.domain.fallback import (
+    BUILTIN_POOL,
+    EXTRACTIVE_MODEL_ID,
+    check_fits,
+    resolve_model,
+)
 from studio_ai.domain.model_installation import ModelInstallation
 from studio_ai.schemas.models import (
     CatalogEntry,
@@ -101,3 +106,72 @@ def test_a_text_model_asked_for_an_image_job_names_the_models_that_fit() -> None
         resolve_model(
             LLAMA_1B, ModelTask.IMAGE_TEXT, catalog=CATALOG, installations={}, live_pools=set()
         )
+
+
+def test_asking_for_the_extractive_engine_for_a_text_job_runs_it_without_a_fallback() -> None:
+    res = resolve_model(
+        EXTRACTIVE_MODEL_ID,
+        ModelTask.FAST_TEXT,
+        catalog=CATALOG,
+        installations={LLAMA_1B: installed(LLAMA_1B, "llama-1b")},
+        live_pools={"llama-1b"},
+        default_model_id=LLAMA_1B,
+    )
+    assert res.requested_model_id == EXTRACTIVE_MODEL_ID
+    assert (res.resolved_model_id, res.pool) == (EXTRACTIVE_MODEL_ID, BUILTIN_POOL)
+    assert res.fallback_reason is None and not res.fell_back
+
+
+def test_the_extractive_engine_refuses_an_image_job_and_names_the_models_that_fit() -> None:
+    with pytest.raises(InvalidInput, match="text only") as caught:
+        resolve_model(
+            EXTRACTIVE_MODEL_ID,
+            ModelTask.IMAGE_TEXT,
+            catalog=CATALOG,
+            installations={MEDGEMMA: installed(MEDGEMMA, "medgemma")},
+            live_pools={"medgemma"},
+        )
+    assert MEDGEMMA in caught.value.message
+    assert LLAMA_1B not in caught.value.message
+
+
+def test_check_fits_names_the_models_that_fit_a_wrong_modality_model() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_fits(MEDGEMMA, ModelTask.FAST_TEXT, CATALOG)
+    message = caught.value.message
+    assert MEDGEMMA in message
+    assert LLAMA_1B in message and LLAMA_3B in message
+    with pytest.raises(InvalidInput, match="google/medgemma-4b-it"):
+        check_fits(LLAMA_3B, ModelTask.IMAGE_TEXT, CATALOG)
+
+
+def test_check_fits_passes_models_that_fit_and_models_it_does_not_know() -> None:
+    check_fits(LLAMA_1B, ModelTask.FAST_TEXT, CATALOG)
+    check_fits(MEDGEMMA, ModelTask.IMAGE_TEXT, CATALOG)
+    check_fits("someone/unknown-model", ModelTask.FAST_TEXT, CATALOG)
+    check_fits("someone/unknown-model", ModelTask.IMAGE_TEXT, CATALOG)
+
+
+def test_a_fallback_to_the_extractive_engine_runs_on_the_builtin_pool() -> None:
+    res = resolve_model(
+        LLAMA_3B,
+        ModelTask.FAST_TEXT,
+        catalog=CATALOG,
+        installations={LLAMA_3B: installed(LLAMA_3B, "llama-3b")},
+        live_pools=set(),
+    )
+    assert (res.resolved_model_id, res.pool) == (EXTRACTIVE_MODEL_ID, BUILTIN_POOL)
+    assert res.fell_back
+    assert res.fallback_reason and "no live worker" in res.fallback_reason
+
+
+def test_an_unknown_model_for_a_text_job_falls_back_and_says_it_is_not_in_the_catalog() -> None:
+    res = resolve_model(
+        "someone/unknown-model",
+        ModelTask.FAST_TEXT,
+        catalog=CATALOG,
+        installations={LLAMA_1B: installed(LLAMA_1B, "llama-1b")},
+        live_pools={"llama-1b"},
+    )
+    assert (res.resolved_model_id, res.pool) == (LLAMA_1B, "llama-1b")
+    assert res.fallback_reason and "not in the catalog" in res.fallback_reason
