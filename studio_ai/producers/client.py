@@ -92,9 +92,7 @@ class StudioClient:
         return JobAccepted.model_validate(self._call("POST", "/ai/generate-text", json=body))
 
     def generate_multimodal(self, body: dict[str, Any]) -> JobAccepted:
-        return JobAccepted.model_validate(
-            self._call("POST", "/ai/generate-multimodal", json=body)
-        )
+        return JobAccepted.model_validate(self._call("POST", "/ai/generate-multimodal", json=body))
 
     def get_job(self, job_id: str) -> JobView:
         return JobView.model_validate(self._call("GET", f"/ai/jobs/{job_id}"))

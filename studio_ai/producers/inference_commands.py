@@ -76,6 +76,7 @@ _READ_CACHE_S = 1.0  # catalog entries and default models, per workspace
 
 async def live_pools(state: GatewayState) -> set[str]:
     """Pools with a worker that beat recently (cached for a second per gateway process)."""
+
     def load() -> Awaitable[set[str]]:
         since = datetime.now(UTC) - timedelta(seconds=state.settings.worker_live_ttl_s)
         return state.store.jobs.live_pools(since)

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     inference_progress_interval_s: float = Field(
         default=0.5, gt=0, description="Least time between two progress events of a job."
     )
+    inference_job_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A job that waited longer than this in its queue fails as expired.",
+    )
     transformers_max_batch: int = Field(
         default=16, ge=1, description="Most jobs in one batch of the in-process engine."
     )

@@ -283,6 +283,12 @@ def test_a_pool_without_a_live_worker_falls_back_with_the_reason(
     stack: Stack, served: ServedModel
 ) -> None:
     stack.kill(served.worker)  # a clean stop removes the heartbeat at once
+
+    def not_live() -> bool:
+        models = served.client.get("/ai/models", params={"task": "fast_text"}).json()["models"]
+        return not next(m for m in models if m["model_id"] == served.model_id)["live"]
+
+    wait_until(not_live, timeout=10, what="the selector to show the pool without a worker")
     accepted = submit(served.client, model_id=served.model_id, prompt="Weight fell. It was safe.")
     assert accepted["resolved_model_id"] == "studio-ai/extractive"
     assert f"pool '{served.pool}'" in accepted["fallback_reason"]

@@ -134,6 +134,7 @@ def test_runtime_of_an_installed_model_can_be_set(stack: Stack) -> None:
         "engine": "tgi",
         "endpoint_url": "http://tgi-llama:8080",
         "pool": "llama-small",
+        "served_model": None,
     }
     assert client.get(f"/admin/models/{TINY_LLAMA}").json()["runtime"]["pool"] == "llama-small"
 

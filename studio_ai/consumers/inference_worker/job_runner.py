@@ -157,6 +157,19 @@ class JobRunner:
         if cancelled:
             await self._record_cancelled(event)
             return
+        waited_s = (datetime.now(UTC) - job.queued_at).total_seconds()
+        if waited_s > self.settings.inference_job_ttl_s:
+            await self._fail_without_running(
+                event,
+                EngineError(
+                    "expired",
+                    f"the job waited {waited_s / 60:.0f} min in the queue of pool {self.pool!r}, "
+                    f"longer than {self.settings.inference_job_ttl_s / 60:.0f} min; submit it "
+                    "again",
+                    retryable=True,
+                ),
+            )
+            return
         started_at = datetime.now(UTC)
         checked = time.monotonic()
         # "running" is published while the engine already works; it is awaited before the
@@ -400,14 +413,17 @@ class JobRunner:
         )
 
     async def _fail_unexpected(self, event: Request, exc: Exception) -> None:
-        job = event.payload
-        now = datetime.now(UTC)
         error = EngineError(
             "internal_error",
             f"the worker failed on this job ({type(exc).__name__}); it was logged for the "
             "operators; submitting again may work",
             retryable=True,
         )
+        await self._fail_without_running(event, error)
+
+    async def _fail_without_running(self, event: Request, error: EngineError) -> None:
+        job = event.payload
+        now = datetime.now(UTC)
         timings = JobTimings(queued_at=job.queued_at, started_at=now, finished_at=now)
         outcome = self._outcome(event, None, error, timings, gpu_seconds=0.0)
         await self._publish_outcome(await self.store.jobs.claim_outcome(job.job_id, outcome))
