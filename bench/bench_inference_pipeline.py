@@ -408,6 +408,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="jobs/s for the latency run")
     parser.add_argument("--latency-jobs", type=int, default=500)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     args = parser.parse_args()
     bench = Bench(args)
     failed = True
@@ -415,7 +416,7 @@ def main() -> None:
         results = asyncio.run(bench.run())
         failed = False
     finally:
-        bench.close(keep_logs=failed)
+        bench.close(keep_logs=failed or args.keep_logs)
     t, lat = results["throughput"], results["latency"]
     print(
         f"inference pipeline: {args.jobs} jobs, {args.in_flight} in flight, "

@@ -81,10 +81,12 @@ cmd_start() {
   fi
   build_binary
   mkdir -p "$DATA_DIR"
+  # WAL (FerretDB's default) with synchronous=NORMAL: no fsync per commit. Local state only
+  # (tests, `make run`): a process crash loses nothing, a power cut may lose the last commits.
   log "starting on 127.0.0.1:$MONGO_PORT (sqlite), state $HOME_DIR"
   local started=$SECONDS
   launch_detached "$PIDFILE" "$LOG_FILE" "$BIN" -listen-addr "127.0.0.1:$MONGO_PORT" \
-    -handler sqlite -sqlite-url "file:$DATA_DIR/" -log-level "$LOG_LEVEL"
+    -handler sqlite -sqlite-url "file:$DATA_DIR/?_pragma=synchronous(normal)" -log-level "$LOG_LEVEL"
   pid="$(<"$PIDFILE")"
   if ! wait_ready mongo "$MONGO_URL" "$READY_TIMEOUT" "$pid" "$LOG_FILE"; then
     log "FerretDB did not become ready; stopping it"
