@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 from studio_ai.domain.catalog import CatalogSource, check_entry, find_entry
+from studio_ai.domain.endpoints import check_endpoint_url
 from studio_ai.domain.errors import Conflict, InvalidInput
 from studio_ai.domain.identity import Caller
 from studio_ai.domain.model_ids import (
@@ -220,12 +221,8 @@ async def set_runtime(
     entry, source = find_entry(model_id, *await workspace_catalog(state, caller))
     if update.pool is not None:
         validate_pool(update.pool)
-    if update.endpoint_url is not None and not update.endpoint_url.startswith(
-        ("http://", "https://")
-    ):
-        raise InvalidInput(
-            f"endpoint_url {update.endpoint_url!r} must be an http:// or https:// URL"
-        )
+    if update.endpoint_url is not None:
+        check_endpoint_url(update.endpoint_url, state.settings.inference_endpoint_hosts)
     updated = await state.store.update_installation(
         caller.workspace_id,
         model_id,

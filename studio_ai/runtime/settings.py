@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     inference_api_key: SecretStr | None = Field(
         default=None, description="Bearer token for the TGI / vLLM servers (never logged)."
     )
+    inference_endpoint_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts a model's endpoint_url may name (JSON list); empty: any host.",
+    )
     inference_progress_interval_s: float = Field(
         default=0.5, gt=0, description="Least time between two progress events of a job."
     )

@@ -10,6 +10,8 @@ from studio_ai.adapters.engines.base import Engine, EngineError
 from studio_ai.adapters.engines.extractive import ExtractiveEngine
 from studio_ai.adapters.engines.openai_compatible import OpenAICompatibleEngine
 from studio_ai.adapters.engines.transformers_local import TransformersEngine
+from studio_ai.domain.endpoints import check_endpoint_url
+from studio_ai.domain.errors import DomainError
 from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.inference import EngineName, EngineTarget
 
@@ -69,6 +71,10 @@ class EngineCache:
                 "admin sets it with PUT /admin/models/{id}/runtime",
                 retryable=False,
             )
+        try:
+            check_endpoint_url(target.endpoint_url, settings.inference_endpoint_hosts)
+        except DomainError as exc:
+            raise EngineError("endpoint_not_allowed", exc.message, retryable=False) from exc
         api_key = settings.inference_api_key
         return OpenAICompatibleEngine(
             target.endpoint_url,
