@@ -121,6 +121,9 @@ class JobStore:
                 }
             )
 
+    async def get_cancellation(self, job_id: uuid.UUID) -> Document | None:
+        return await self.db.job_cancellations.find_one({"_id": str(job_id)})
+
     async def cancelled_among(self, job_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         if not job_ids:
             return set()

@@ -333,8 +333,12 @@ async def _admit(
                 f"image {image.image_id} was deleted while the job was being admitted; upload "
                 "it again with POST /images",
             )
-    await state.store.jobs.insert_job(job)
     topic = inference_requested(resolution.pool)
+    try:
+        await state.store.jobs.insert_job(job)
+    except Exception:
+        await _release_images(state, payload)
+        raise
     try:
         if topic.name not in state.known_topics:
             await ensure_topics(state.settings, [topic])
@@ -343,6 +347,7 @@ async def _admit(
     except Exception as exc:
         log.exception("could not publish the inference request")
         await _fail_unqueued(state, event, f"{type(exc).__name__}")
+        await _release_images(state, payload)
         raise HttpProblem(
             503,
             "broker_unavailable",
@@ -378,10 +383,32 @@ async def _fail_unqueued(
         pool=request.pool,
         worker_id="gateway",
     )
+    envelope = event.caused("ai.inference-failed", failed)
+    # Recorded as the job's one outcome too: if the broker did take the request after all (an
+    # ambiguous timeout), the worker republishes this failure instead of running the job.
+    await state.store.jobs.claim_outcome(
+        request.job_id,
+        {
+            "kind": "failed",
+            "workspace_id": event.workspace_id,
+            "terminal": envelope.model_dump_json(serialize_as_any=True),
+            "worker_id": "gateway",
+            "recorded_at": datetime.now(UTC),
+        },
+    )
     await state.store.jobs.update_job(
         request.job_id,
-        lambda job: apply_failed(job, failed, occurred_at=datetime.now(UTC), event_id=uuid.uuid4()),
+        lambda job: apply_failed(
+            job, failed, occurred_at=envelope.occurred_at, event_id=envelope.event_id
+        ),
     )
+
+
+async def _release_images(state: GatewayState, request: InferenceRequested) -> None:
+    if request.images:
+        ids = [i.image_id for i in request.images]
+        await state.store.images.end_use(str(request.job_id), ids)
+        await state.store.images.release_unconsented(ids)
 
 
 # --- reads and cancel -------------------------------------------------------------------
@@ -418,7 +445,10 @@ async def cancel_job(
 ) -> CancelAccepted:
     job = await _own_job(state, caller, job_id)
     cancellable(job)
+    # Milliseconds, as the store keeps them: a worker that re-publishes this cancellation from
+    # the stored row then publishes the very same event.
     now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     await state.store.jobs.insert_cancellation(
         job.job_id, workspace_id=caller.workspace_id, requested_by=caller.user_id, requested_at=now
     )
@@ -430,7 +460,18 @@ async def cancel_job(
         user_id=caller.user_id,
         payload=InferenceCancelled(job_id=job.job_id, cancelled_at=now),
     )
-    await state.publisher.publish(INFERENCE_CANCELLED, event, key=str(job.job_id))
+    try:
+        await state.publisher.publish(INFERENCE_CANCELLED, event, key=str(job.job_id))
+    except Exception as exc:
+        # The cancellation is recorded: a worker that picks the job up publishes it then.
+        log.exception("could not publish the cancellation")
+        raise HttpProblem(
+            503,
+            "broker_unavailable",
+            "the cancellation is recorded, but the event broker did not accept its event; the "
+            "job stops when a worker reaches it, or ask again",
+            {"Retry-After": "5"},
+        ) from exc
     return CancelAccepted(job_id=job.job_id)
 
 

@@ -70,6 +70,7 @@ class InflightConsumer:
         commit_interval_s: float = 0.2,
         max_poll_interval_ms: int = 15 * 60 * 1000,
         client_id: str = "studio-ai-inflight",
+        drain_timeout_s: float = 30.0,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -77,6 +78,7 @@ class InflightConsumer:
         self._handler = handler
         self._max_in_flight = max_in_flight
         self._commit_interval_s = commit_interval_s
+        self._drain_timeout_s = drain_timeout_s
         self._tracker = OffsetTracker()
         self._committed: dict[TopicPartition, int] = {}
         self._consumer = AIOKafkaConsumer(
@@ -111,7 +113,12 @@ class InflightConsumer:
                         task.add_done_callback(tasks.discard)
         finally:
             if tasks:
-                await asyncio.wait(tasks, timeout=30)
+                _, late = await asyncio.wait(tasks, timeout=self._drain_timeout_s)
+                # Handlers still running are cancelled (their messages stay uncommitted and
+                # are delivered again) before the resources they use are closed.
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
             committer.cancel()
             await self.commit()
             await consumer.stop()

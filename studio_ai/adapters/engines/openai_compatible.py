@@ -125,8 +125,9 @@ def _http_error(response: httpx.Response, base_url: str) -> EngineError:
         detail = payload.get("error") or payload.get("message") or payload.get("detail") or payload
         if isinstance(detail, dict):
             detail = detail.get("message", detail)
+        detail = str(detail)[:200]
     except ValueError:
-        detail = response.text[:300]
+        detail = "(its body is not JSON)"  # never echo a foreign body to callers
     status = response.status_code
     retryable = status in RETRYABLE_STATUS
     code = (

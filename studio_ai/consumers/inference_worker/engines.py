@@ -75,7 +75,9 @@ class EngineCache:
             check_endpoint_url(target.endpoint_url, settings.inference_endpoint_hosts)
         except DomainError as exc:
             raise EngineError("endpoint_not_allowed", exc.message, retryable=False) from exc
-        api_key = settings.inference_api_key
+        # The deployment's token goes only to hosts an operator listed: an endpoint_url is set
+        # by a workspace admin, who must not be able to collect it with a server of their own.
+        api_key = settings.inference_api_key if settings.inference_endpoint_hosts else None
         return OpenAICompatibleEngine(
             target.endpoint_url,
             model=target.served_model or model_id,

@@ -33,6 +33,7 @@ from studio_ai.consumers.inference_worker.engines import EngineCache
 from studio_ai.domain.errors import DomainError
 from studio_ai.domain.extractive import Source
 from studio_ai.domain.inference_cost import gpu_seconds_share, job_cost
+from studio_ai.domain.inference_job import cancellation_event_id
 from studio_ai.domain.task_prompts import build_messages
 from studio_ai.runtime.broker import EventPublisher
 from studio_ai.runtime.delivery import TRANSIENT_ERRORS, failure_reason
@@ -42,6 +43,7 @@ from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import (
     EngineName,
+    InferenceCancelled,
     InferenceCompleted,
     InferenceFailed,
     InferenceMetrics,
@@ -54,6 +56,7 @@ from studio_ai.schemas.inference import (
 )
 from studio_ai.schemas.models import ModelTask, Pricing, PricingBasis
 from studio_ai.schemas.topics import (
+    INFERENCE_CANCELLED,
     INFERENCE_COMPLETED,
     INFERENCE_FAILED,
     INFERENCE_METRICS,
@@ -134,6 +137,8 @@ class JobRunner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
             except Exception as exc:
+                if self.stopping:
+                    raise  # shutting down: the job stays uncommitted and is delivered again
                 # A bug must not leave the job queued forever nor hold its partition's commit:
                 # the job fails visibly, and the log has the traceback.
                 log.exception(
@@ -429,33 +434,59 @@ class JobRunner:
         await self._publish_outcome(await self.store.jobs.claim_outcome(job.job_id, outcome))
 
     async def _record_cancelled(self, event: Request) -> None:
+        """The job ends cancelled; the worker publishes the cancellation too (same event id
+        as the gateway's), so the job ends even if the gateway's publish was lost."""
         job = event.payload
-        await self.store.jobs.claim_outcome(
+        row = await self.store.jobs.get_cancellation(job.job_id)
+        cancelled_at = row["requested_at"] if row else datetime.now(UTC)
+        cancelled = Envelope[InferenceCancelled](
+            event_id=cancellation_event_id(job.job_id),
+            event_type="ai.inference-cancelled",
+            correlation_id=event.correlation_id,
+            causation_id=event.event_id,
+            workspace_id=event.workspace_id,
+            user_id=event.user_id,
+            payload=InferenceCancelled(job_id=job.job_id, cancelled_at=cancelled_at),
+        )
+        outcome = await self.store.jobs.claim_outcome(
             job.job_id,
             {
                 "kind": "cancelled",
                 "workspace_id": event.workspace_id,
+                "terminal": cancelled.model_dump_json(),
                 "worker_id": self.worker_id,
                 "recorded_at": datetime.now(UTC),
             },
         )
+        await self._publish_outcome(outcome)
         self.metrics.jobs.labels(job.model_id, self.pool, "cancelled").inc()
         log.info("job cancelled", extra={"job_id": str(job.job_id)})
 
     async def _publish_outcome(self, outcome: dict[str, Any]) -> None:
-        if outcome.get("kind") not in ("completed", "failed"):
-            return  # cancelled: the gateway published the cancellation
-        metrics = Envelope[InferenceMetrics].model_validate_json(outcome["metrics"])
-        record = metrics.payload
+        kind = outcome.get("kind")
+        if not outcome.get("terminal"):
+            return  # an outcome recorded by an older version: nothing to publish
+        if kind == "cancelled":
+            cancelled = Envelope[InferenceCancelled].model_validate_json(outcome["terminal"])
+            await self.publisher.publish(
+                INFERENCE_CANCELLED, cancelled, key=str(cancelled.payload.job_id)
+            )
+            return
         terminal: Envelope[Any]
-        if outcome["kind"] == "completed":
+        if kind == "completed":
             terminal = Envelope[InferenceCompleted].model_validate_json(outcome["terminal"])
             topic = INFERENCE_COMPLETED
         else:
             terminal = Envelope[InferenceFailed].model_validate_json(outcome["terminal"])
             topic = INFERENCE_FAILED
+        job_id = str(terminal.payload.job_id)
+        if not outcome.get("metrics"):  # failed at the gateway: it never ran
+            await self.publisher.publish(topic, terminal, key=job_id)
+            return
+        metrics = Envelope[InferenceMetrics].model_validate_json(outcome["metrics"])
+        record = metrics.payload
         await asyncio.gather(
-            self.publisher.publish(topic, terminal, key=str(record.job_id)),
+            self.publisher.publish(topic, terminal, key=job_id),
             self.publisher.publish(INFERENCE_METRICS, metrics, key=record.model_id),
         )
         if outcome.get("worker_id") == self.worker_id and not outcome.get("counted"):
@@ -524,5 +555,6 @@ def dead_letter_headers(record: Record, reason: str) -> dict[str, str]:
         "dlq_source_partition": str(record.partition),
         "dlq_source_offset": str(record.offset),
         "dlq_failed_at": datetime.now(UTC).isoformat(),
+        "dlq_error_type": "InvalidJob",
         "dlq_topic": dead_letter_topic(record.topic),
     }

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from studio_ai.consumers.inference_worker.engines import EngineCache
 from studio_ai.consumers.inference_worker.job_runner import JobRunner
+from studio_ai.domain.inference_job import cancellation_event_id
 from studio_ai.runtime.metrics import InferenceWorkerMetrics
 from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.envelope import Envelope
@@ -35,6 +36,11 @@ class FakeJobs:
 
     async def get_outcome(self, job_id: uuid.UUID) -> dict[str, Any] | None:
         return self.outcomes.get(job_id)
+
+    async def get_cancellation(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+        if job_id not in self.cancelled:
+            return None
+        return {"_id": str(job_id), "requested_at": datetime(2026, 1, 1, tzinfo=UTC)}
 
     async def cancelled_among(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
         return {i for i in ids if i in self.cancelled}
@@ -148,13 +154,19 @@ async def test_a_job_that_waited_past_its_ttl_fails_as_expired_without_running()
     assert not any(t.endswith("progressed.v1") for t, _ in publisher.sent)
 
 
-async def test_a_cancelled_job_publishes_nothing_and_a_bad_message_is_dead_lettered() -> None:
+async def test_a_cancelled_job_publishes_only_its_cancellation_and_bad_input_is_dead_lettered() -> (
+    None
+):
     store, publisher, dead = FakeStore(), FakePublisher(), []
     work = runner(store, publisher, dead)
     event = request()
     store.jobs.cancelled.add(event.payload.job_id)
     await work.handle(as_record(event))
-    assert publisher.sent == []
+    # Only the cancellation, with the gateway's event id, so the job ends even if the
+    # gateway's own publish was lost; the engine never ran.
+    assert [(t, e.event_id) for t, e in publisher.sent] == [
+        ("ai.inference-cancelled.v1", cancellation_event_id(event.payload.job_id))
+    ]
     assert store.jobs.outcomes[event.payload.job_id]["kind"] == "cancelled"
 
     await work.handle(record(b'{"event_type": "nonsense"}'))
