@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from studio_ai.schemas.api import DownloadAccepted, DownloadCancelAccepted, ModelList, ModelView
 from studio_ai.schemas.inference_api import CancelAccepted, JobAccepted, JobView
+
+V = TypeVar("V", bound=BaseModel)
 
 
 class ApiError(Exception):
@@ -70,9 +73,11 @@ class StudioClient:
 
     def follow_download(self, model_id: str) -> Iterator[tuple[str, ModelView]]:
         """(event, model) pairs from the SSE stream until the download ends."""
-        with self._http.stream(
-            "GET", f"/admin/models/{model_id}/download/events", timeout=None
-        ) as response:
+        return self._follow(f"/admin/models/{model_id}/download/events", ModelView)
+
+    def _follow(self, path: str, view: type[V]) -> Iterator[tuple[str, V]]:
+        """(event, view) pairs from a server-sent event stream until its `status` event."""
+        with self._http.stream("GET", path, timeout=None) as response:
             if response.status_code >= 400:
                 response.read()
                 body = response.json()
@@ -82,7 +87,7 @@ class StudioClient:
                 if line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
-                    yield event, ModelView.model_validate(json.loads(line[5:]))
+                    yield event, view.model_validate(json.loads(line[5:]))
                     if event == "status":
                         return
 
@@ -102,16 +107,4 @@ class StudioClient:
 
     def follow_job(self, job_id: str) -> Iterator[tuple[str, JobView]]:
         """(event, job) pairs from the SSE stream until the job ends."""
-        with self._http.stream("GET", f"/ai/jobs/{job_id}/events", timeout=None) as response:
-            if response.status_code >= 400:
-                response.read()
-                body = response.json()
-                raise ApiError(response.status_code, body.get("error", ""), body.get("detail", ""))
-            event = "message"
-            for line in response.iter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    yield event, JobView.model_validate(json.loads(line[5:]))
-                    if event == "status":
-                        return
+        return self._follow(f"/ai/jobs/{job_id}/events", JobView)

@@ -119,16 +119,7 @@ def delivery_guard(policy: DeliveryPolicy) -> type[BaseMiddleware]:
             if record is None or policy.dead_letter is None:
                 return False
             reason = failure_reason(exc_val)
-            headers = {
-                "dlq_reason": reason[:2000],
-                "dlq_source_topic": record.topic,
-                "dlq_source_partition": str(record.partition),
-                "dlq_source_offset": str(record.offset),
-                "dlq_failed_at": datetime.now(UTC).isoformat(),
-                "dlq_error_type": type(exc_val).__name__,
-            }
-            for name, value in record.headers or ():
-                headers.setdefault(name, value.decode("utf-8", "replace"))
+            headers = dead_letter_headers(record, reason, type(exc_val).__name__)
             await policy.dead_letter(
                 dead_letter_topic(record.topic), record.key, record.value or b"", headers
             )
@@ -141,6 +132,23 @@ def delivery_guard(policy: DeliveryPolicy) -> type[BaseMiddleware]:
             return True
 
     return DeliveryGuard
+
+
+def dead_letter_headers(
+    record: ConsumerRecord[Any, Any], reason: str, error_type: str
+) -> dict[str, str]:
+    """The headers of a dead letter: why, where it came from, and the source's own headers."""
+    headers = {
+        "dlq_reason": reason[:2000],
+        "dlq_source_topic": record.topic,
+        "dlq_source_partition": str(record.partition),
+        "dlq_source_offset": str(record.offset),
+        "dlq_failed_at": datetime.now(UTC).isoformat(),
+        "dlq_error_type": error_type,
+    }
+    for name, value in record.headers or ():
+        headers.setdefault(name, value.decode("utf-8", "replace"))
+    return headers
 
 
 def _record(raw: Any) -> ConsumerRecord[Any, Any] | None:

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -61,7 +61,6 @@ from studio_ai.schemas.topics import (
     INFERENCE_FAILED,
     INFERENCE_METRICS,
     INFERENCE_PROGRESSED,
-    dead_letter_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -188,7 +187,7 @@ class JobRunner:
         try:
             result = await self._generate(event, started_at)
             if result.first_token_s is not None:
-                first_token_at = started_at + _seconds(result.first_token_s)
+                first_token_at = started_at + timedelta(seconds=result.first_token_s)
         except JobCancelled:
             await announced
             await self._record_cancelled(event)
@@ -538,23 +537,5 @@ class JobRunner:
                 task.cancel()
 
 
-def _seconds(value: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
-
-
-def _ms(delta: Any) -> float:
-    return max(0.0, float(delta.total_seconds()) * 1000)
-
-
-def dead_letter_headers(record: Record, reason: str) -> dict[str, str]:
-    return {
-        "dlq_reason": reason[:2000],
-        "dlq_source_topic": record.topic,
-        "dlq_source_partition": str(record.partition),
-        "dlq_source_offset": str(record.offset),
-        "dlq_failed_at": datetime.now(UTC).isoformat(),
-        "dlq_error_type": "InvalidJob",
-        "dlq_topic": dead_letter_topic(record.topic),
-    }
+def _ms(delta: timedelta) -> float:
+    return max(0.0, delta.total_seconds() * 1000)

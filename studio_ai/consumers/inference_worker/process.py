@@ -24,9 +24,10 @@ from starlette.routing import Route
 
 from studio_ai.adapters.mongo_store import MongoStore
 from studio_ai.consumers.inference_worker.engines import EngineCache
-from studio_ai.consumers.inference_worker.job_runner import JobRunner, dead_letter_headers
+from studio_ai.consumers.inference_worker.job_runner import JobRunner
 from studio_ai.domain.model_ids import validate_pool
 from studio_ai.runtime.broker import EventPublisher, ensure_topics, new_broker
+from studio_ai.runtime.delivery import dead_letter_headers
 from studio_ai.runtime.inflight import InflightConsumer, Record
 from studio_ai.runtime.metrics import InferenceWorkerMetrics
 from studio_ai.runtime.settings import Settings
@@ -73,14 +74,11 @@ class InferenceWorker:
         self.running = False
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
-        headers = dead_letter_headers(record, reason)
-        for name, value in record.headers or ():
-            headers.setdefault(name, value.decode("utf-8", "replace"))
         await self.broker.publish(
             record.value or b"",
             topic=dead_letter_topic(record.topic),
             key=record.key,
-            headers=headers,
+            headers=dead_letter_headers(record, reason, "InvalidJob"),
         )
         log.warning(
             "job dead-lettered",
@@ -90,8 +88,7 @@ class InferenceWorker:
     async def run(self, stop: asyncio.Event, *, metrics_port: int | None = None) -> None:
         settings = self.settings
         await self.store.ensure_indexes()
-        await ensure_topics(settings, ALL_TOPICS, extra=[])
-        await ensure_topics(settings, [inference_requested(p) for p in self.pools])
+        await ensure_topics(settings, [*ALL_TOPICS, *(inference_requested(p) for p in self.pools)])
         await self.broker.start()
         for pool in self.pools:
             runner = JobRunner(

@@ -8,6 +8,8 @@ give the same document. When a job ends, the images only it used without consent
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 
 from studio_ai.adapters.mongo_store import MongoStore
 from studio_ai.domain.inference_job import (
@@ -35,31 +37,42 @@ async def project_progressed(event: Envelope[InferenceProgressed], store: MongoS
 
 
 async def project_completed(event: Envelope[InferenceCompleted], store: MongoStore) -> None:
-    job = await store.jobs.update_job(
+    await _end(
+        store,
         event.payload.job_id,
         lambda job: apply_completed(
             job, event.payload, occurred_at=event.occurred_at, event_id=event.event_id
         ),
     )
-    await _release_images(store, job or await store.jobs.get_job(event.payload.job_id))
 
 
 async def project_failed(event: Envelope[InferenceFailed], store: MongoStore) -> None:
-    job = await store.jobs.update_job(
+    await _end(
+        store,
         event.payload.job_id,
         lambda job: apply_failed(
             job, event.payload, occurred_at=event.occurred_at, event_id=event.event_id
         ),
     )
-    await _release_images(store, job or await store.jobs.get_job(event.payload.job_id))
 
 
 async def project_cancelled(event: Envelope[InferenceCancelled], store: MongoStore) -> None:
-    job = await store.jobs.update_job(
+    await _end(
+        store,
         event.payload.job_id,
         lambda job: apply_cancelled(job, event.payload, event_id=event.event_id),
     )
-    await _release_images(store, job or await store.jobs.get_job(event.payload.job_id))
+
+
+async def _end(
+    store: MongoStore,
+    job_id: uuid.UUID,
+    change: Callable[[InferenceJob | None], InferenceJob | None],
+) -> None:
+    """Apply a terminal event, then release the images of the job as it now stands (also when
+    the event was a duplicate, so a release interrupted by a crash is done on redelivery)."""
+    job = await store.jobs.update_job(job_id, change)
+    await _release_images(store, job or await store.jobs.get_job(job_id))
 
 
 async def _release_images(store: MongoStore, job: InferenceJob | None) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from studio_ai.producers import model_commands
+from studio_ai.producers.gateway import sse
 from studio_ai.producers.gateway.context import AdminCaller, State
 from studio_ai.schemas.api import (
     DownloadAccepted,
@@ -61,28 +60,11 @@ async def download_events(
     poll_s: Annotated[float, Query(ge=0.1, le=10)] = 0.5,
 ) -> StreamingResponse:
     """Server-sent events: `progress` while downloading, then one `status` event at the end."""
-    first = await model_commands.get_model(state, caller, model_id)
-
-    async def stream() -> AsyncIterator[str]:
-        view, last_sent = first, ""
-        idle = 0.0
-        while True:
-            body = view.model_dump_json()
-            if body != last_sent:
-                kind = "progress" if view.status is ModelStatus.DOWNLOADING else "status"
-                yield f"event: {kind}\ndata: {body}\n\n"
-                last_sent, idle = body, 0.0
-                if kind == "status":
-                    return
-            elif idle >= 15:
-                yield ": keep-alive\n\n"
-                idle = 0.0
-            await asyncio.sleep(poll_s)
-            idle += poll_s
-            view = await model_commands.get_model(state, caller, model_id)
-
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    return sse.follow(
+        await model_commands.get_model(state, caller, model_id),
+        lambda: model_commands.get_model(state, caller, model_id),
+        lambda view: view.status is not ModelStatus.DOWNLOADING,
+        poll_s,
     )
 
 

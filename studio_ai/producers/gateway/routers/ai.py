@@ -3,8 +3,6 @@ selector with availability; per-model latency, throughput and cost."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +11,7 @@ from pydantic import BaseModel
 
 from studio_ai.domain.latency_stats import ModelStats
 from studio_ai.producers import inference_commands
+from studio_ai.producers.gateway import sse
 from studio_ai.producers.gateway.context import AdminCaller, AnyCaller, State
 from studio_ai.schemas.api import ErrorBody
 from studio_ai.schemas.inference_api import (
@@ -92,27 +91,11 @@ async def job_events(
     poll_s: Annotated[float, Query(ge=0.05, le=10)] = 0.25,
 ) -> StreamingResponse:
     """Server-sent events: `progress` while queued or running, then one `status` at the end."""
-    first = await inference_commands.get_job(state, caller, job_id)
-
-    async def stream() -> AsyncIterator[str]:
-        view, last_sent, idle = first, "", 0.0
-        while True:
-            body = view.model_dump_json()
-            if body != last_sent:
-                kind = "status" if view.status.terminal else "progress"
-                yield f"event: {kind}\ndata: {body}\n\n"
-                last_sent, idle = body, 0.0
-                if kind == "status":
-                    return
-            elif idle >= 15:
-                yield ": keep-alive\n\n"
-                idle = 0.0
-            await asyncio.sleep(poll_s)
-            idle += poll_s
-            view = await inference_commands.get_job(state, caller, job_id)
-
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    return sse.follow(
+        await inference_commands.get_job(state, caller, job_id),
+        lambda: inference_commands.get_job(state, caller, job_id),
+        lambda view: view.status.terminal,
+        poll_s,
     )
 
 
