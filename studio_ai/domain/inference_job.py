@@ -9,12 +9,14 @@ progress event never moves a job backwards or out of a terminal state.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio_ai.domain.errors import Conflict
+from studio_ai.schemas.audit import InputRef
 from studio_ai.schemas.inference import (
     EngineName,
     InferenceCancelled,
@@ -60,6 +62,10 @@ class InferenceJob(BaseModel):
     revision_sha: str | None = None
     context_refs: list[str] = Field(default_factory=list)
     image_refs: list[str] = Field(default_factory=list)
+    inputs: list[InputRef] = Field(
+        default_factory=list,
+        description="Every input by ref with its sha256 (prompt, context, images): no content.",
+    )
     progress: JobProgress = Field(default_factory=JobProgress)
     result: JobResult | None = None
     error: JobError | None = None
@@ -94,9 +100,22 @@ def admitted_job(
         revision_sha=request.target.revision_sha,
         context_refs=context_refs,
         image_refs=image_refs,
+        inputs=job_inputs(request),
         progress=JobProgress(max_tokens=request.max_tokens),
         timings=JobTimings(queued_at=request.queued_at),
     )
+
+
+def job_inputs(request: InferenceRequested) -> list[InputRef]:
+    """The job's inputs by ref and sha256: what an audit record or a receipt may hold."""
+    inputs = [InputRef(ref="prompt", sha256=_sha256(request.prompt))]
+    inputs += [InputRef(ref=d.ref, sha256=_sha256(d.text)) for d in request.context]
+    inputs += [InputRef(ref=f"image:{i.image_id}", sha256=i.sha256) for i in request.images]
+    return inputs
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _next(job: InferenceJob, **changes: object) -> InferenceJob:

@@ -131,6 +131,9 @@ class InferenceCompleted(BaseModel):
     engine: EngineName
     pool: str
     worker_id: str
+    gpu_seconds: float = Field(
+        default=0.0, ge=0, description="GPU time billed to the job (its share of its batch)."
+    )
 
 
 class InferenceFailed(BaseModel):
@@ -175,4 +178,7 @@ class InferenceMetrics(BaseModel):
     cost: float = Field(ge=0, description="Cost in cost_currency (see the model's pricing).")
     cost_currency: str = Field(default="USD")
     cost_basis: str = Field(description="per_token, per_gpu_second or free.")
+    gpu_seconds: float = Field(
+        default=0.0, ge=0, description="GPU time billed to the job (its share of its batch)."
+    )
     finished_at: datetime

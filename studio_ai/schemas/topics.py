@@ -129,7 +129,17 @@ INFERENCE_TOPICS: tuple[TopicSpec, ...] = (
     INFERENCE_METRICS,
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = MODEL_TOPICS + INFERENCE_TOPICS
+AUDIT_RECORDED = TopicSpec(
+    "audit.recorded.v1",
+    "workspace_id",
+    "gateway, CLI, job-projector, image sweeper (every step that touches user data)",
+    "audit-recorder",
+    "Who did what to which model and inputs (refs and sha256 hashes only), and the outcome.",
+)
+
+GOVERNANCE_TOPICS: tuple[TopicSpec, ...] = (AUDIT_RECORDED,)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = MODEL_TOPICS + INFERENCE_TOPICS + GOVERNANCE_TOPICS
 
 
 def topic_names(specs: tuple[TopicSpec, ...] = ALL_TOPICS, *, with_dlq: bool = True) -> list[str]:

@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 
+from studio_ai.consumers.app import GROUPS
 from studio_ai.devkit.hub_server import HubServer
 from studio_ai.runtime.settings import PACKAGED_CATALOG
 
@@ -88,22 +89,9 @@ class Stack:
         return proc
 
     def start_consumers(self, name: str = "consumers") -> subprocess.Popen[bytes]:
-        proc = self.start(
-            name,
-            "worker",
-            "run",
-            "--group",
-            "downloader",
-            "--group",
-            "model-projector",
-            "--group",
-            "job-projector",
-            "--group",
-            "metrics-recorder",
-            "--metrics-port",
-            str(free_port()),
-        )
-        return proc
+        """Every consumer group of studio_ai.consumers.app.GROUPS, in one process."""
+        groups = [arg for group in GROUPS for arg in ("--group", group)]
+        return self.start(name, "worker", "run", *groups, "--metrics-port", str(free_port()))
 
     def start_inference(
         self, name: str = "inference", pools: tuple[str, ...] = INFERENCE_POOLS, *extra: str

@@ -210,7 +210,10 @@ class JobRunner:
                 first_token_at=first_token_at,
                 finished_at=finished_at,
             ),
-            gpu_seconds=gpu_seconds_share(generation_s, concurrent),
+            # The extractive engine runs on the worker's CPU: no GPU time to bill.
+            gpu_seconds=0.0
+            if job.target.engine is EngineName.EXTRACTIVE
+            else gpu_seconds_share(generation_s, concurrent),
         )
         generated = time.monotonic()
         await self._publish_outcome(await self.store.jobs.claim_outcome(job.job_id, outcome))
@@ -340,6 +343,7 @@ class JobRunner:
                     engine=job.target.engine,
                     pool=self.pool,
                     worker_id=self.worker_id,
+                    gpu_seconds=round(gpu_seconds, 6),
                 ),
             )
         else:
@@ -413,6 +417,7 @@ class JobRunner:
             tokens_per_s=usage.completion_tokens / generating_s if generating_s > 0 else 0.0,
             cost=cost,
             cost_basis=basis,
+            gpu_seconds=round(gpu_seconds, 6),
             finished_at=timings.finished_at,
         )
 
