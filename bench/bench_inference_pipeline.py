@@ -84,6 +84,7 @@ class Bench:
             **os.environ,
             "STUDIO_KAFKA_BOOTSTRAP": os.environ.get("STUDIO_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             "STUDIO_MONGO_URL": os.environ.get("STUDIO_MONGO_URL", "mongodb://127.0.0.1:27017"),
+            "STUDIO_DEFAULT_PLAN": "enterprise",
             "STUDIO_MONGO_DB": f"bench_{self.session}",
             "STUDIO_CONSUMER_GROUP_PREFIX": f"bench-{self.session}.",
             "STUDIO_GATEWAY_PORT": str(self.gateway_port),

@@ -34,9 +34,28 @@ DATA_DIR="$HOME_DIR/data"
 PIDFILE="$HOME_DIR/ferretdb.pid"
 LOG_FILE="$HOME_DIR/ferretdb.log"
 
+# FerretDB 1.24's SQLite backend creates its unique _id index on `_ferretdb_sqlite->"_id"` but
+# looks documents up with `_ferretdb_sqlite->'$._id'`: SQLite cannot match the two expressions,
+# so every lookup by _id scans the whole collection (55 ms at 10k documents instead of 2 ms,
+# measured here). We build from a copy of the module whose lookups use the index's expression.
+patched_source() {
+  local dest="$1" mod file
+  mod="$(cd "$SRC_DIR" && go mod download -json github.com/FerretDB/FerretDB | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -n "$mod" && -d "$mod" ]] || die "could not find the FerretDB module's source (go mod download)"
+  rm -rf "$(dirname "$dest")"
+  mkdir -p "$(dirname "$dest")"
+  cp -r "$mod" "$dest"
+  chmod -R u+w "$dest"
+  file="$dest/internal/backends/sqlite/metadata/metadata.go"
+  grep -q "IDColumn = DefaultColumn + \"->'\\\$._id'\"" "$file" \
+    || die "FerretDB's $file is not what the _id index patch expects; review deploy/local/ferretdb.sh"
+  sed -i "s|IDColumn = DefaultColumn + \"->'\\\$._id'\"|IDColumn = DefaultColumn + \"->'_id'\"|" "$file"
+  grep -q "IDColumn = DefaultColumn + \"->'_id'\"" "$file" || die "patching $file failed"
+}
+
 build_binary() {
   local digest lock
-  digest="$(files_digest "$SRC_DIR/main.go" "$SRC_DIR/go.mod" "$SRC_DIR/go.sum")"
+  digest="$(files_digest "$SRC_DIR/main.go" "$SRC_DIR/go.mod" "$SRC_DIR/go.sum" "${BASH_SOURCE[0]}")"
   mkdir -p "$CACHE_DIR/bin"
   exec {lock}>"$CACHE_DIR/.ferretdb-build.lock"
   flock "$lock"
@@ -47,7 +66,11 @@ build_binary() {
   command -v go >/dev/null || die "Go is needed once to build FerretDB; install it or set STUDIO_EXTERNAL_MONGO=1"
   log "building FerretDB with Go into $BIN (once; a few minutes from a cold module cache)"
   local started=$SECONDS
-  if ! (cd "$SRC_DIR" && CGO_ENABLED=0 go build -trimpath -o "$BIN.tmp.$$" .); then
+  local build="$CACHE_DIR/ferretdb-build"
+  patched_source "$build/ferretdb-src"
+  cp "$SRC_DIR/main.go" "$SRC_DIR/go.mod" "$SRC_DIR/go.sum" "$build/"
+  printf 'replace github.com/FerretDB/FerretDB => ./ferretdb-src\n' >>"$build/go.mod"
+  if ! (cd "$build" && CGO_ENABLED=0 go build -trimpath -o "$BIN.tmp.$$" .); then
     rm -f "$BIN.tmp.$$"
     die "go build failed (see above)"
   fi

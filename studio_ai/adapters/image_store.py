@@ -82,14 +82,15 @@ class ImageStore:
         doc = await self.db.image_tombstones.find_one(
             {"_id": image_id, "workspace_id": workspace_id}
         )
-        if doc is None:
-            return None
-        return ImageTombstone(
-            image_id=doc["_id"],
-            workspace_id=doc["workspace_id"],
-            deleted_at=doc["deleted_at"],
-            reason=doc["reason"],
-        )
+        return None if doc is None else _to_tombstone(doc)
+
+    async def tombstones(self, image_ids: Iterable[str]) -> list[ImageTombstone]:
+        """The tombstones of those of the images that were deleted, in any workspace."""
+        ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            return []
+        docs = await self.db.image_tombstones.find({"_id": {"$in": ids}}).to_list()
+        return [_to_tombstone(doc) for doc in docs]
 
     async def is_deleted(self, workspace_id: str, image_id: str) -> bool:
         return await self.get_tombstone(workspace_id, image_id) is not None
@@ -215,6 +216,15 @@ class ImageStore:
             await self.db.image_uses.delete_many({"image_id": image_id})
             await self.db.image_use_ends.delete_many({"image_id": image_id})
         return result.deleted_count == 1
+
+
+def _to_tombstone(doc: Document) -> ImageTombstone:
+    return ImageTombstone(
+        image_id=doc["_id"],
+        workspace_id=doc["workspace_id"],
+        deleted_at=doc["deleted_at"],
+        reason=doc["reason"],
+    )
 
 
 def _to_meta(doc: Document) -> ImageMeta:

@@ -19,8 +19,12 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from studio_ai.adapters.audit_store import AuditStore
 from studio_ai.adapters.image_store import ImageStore
 from studio_ai.adapters.job_store import JobStore
+from studio_ai.adapters.plan_store import PlanStore
+from studio_ai.adapters.quota_ledger import QuotaLedger
+from studio_ai.adapters.receipt_store import ReceiptStore
 from studio_ai.domain.model_installation import ModelInstallation
 from studio_ai.runtime.delivery import TransientError
 from studio_ai.schemas.models import CatalogEntry
@@ -48,6 +52,10 @@ class MongoStore:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.jobs = JobStore(self.db)
         self.images = ImageStore(self.db)
+        self.audit = AuditStore(self.db)
+        self.receipts = ReceiptStore(self.db)
+        self.plans = PlanStore(self.db)
+        self.quotas = QuotaLedger(self.db)
 
     @classmethod
     def connect(cls, url: str, database: str, *, timeout_ms: int = 5000) -> MongoStore:
@@ -76,6 +84,9 @@ class MongoStore:
         )
         await self.jobs.ensure_indexes()
         await self.images.ensure_indexes()
+        await self.audit.ensure_indexes()
+        await self.receipts.ensure_indexes()
+        await self.quotas.ensure_indexes()
 
     # --- API keys -------------------------------------------------------------------------
 
@@ -84,6 +95,10 @@ class MongoStore:
 
     async def find_api_key(self, key_hash: str) -> Document | None:
         return await self.db.api_keys.find_one({"key_hash": key_hash, "revoked": False})
+
+    async def delete_api_key(self, key_hash: str) -> None:
+        """Remove a key that must not exist (its creation could not be audited)."""
+        await self.db.api_keys.delete_one({"key_hash": key_hash})
 
     # --- workspace catalog entries ----------------------------------------------------------
 

@@ -14,7 +14,13 @@ from prometheus_client import CollectorRegistry
 
 from studio_ai.adapters.model_download import ModelDownloader
 from studio_ai.adapters.mongo_store import MongoStore
-from studio_ai.consumers import downloader, job_projector, model_projector
+from studio_ai.consumers import (
+    audit_recorder,
+    downloader,
+    job_projector,
+    model_projector,
+    usage_meter,
+)
 from studio_ai.consumers.deps import ConsumerDeps
 from studio_ai.consumers.job_projector import metrics_recorder
 from studio_ai.runtime.broker import EventPublisher, new_broker
@@ -27,6 +33,8 @@ GROUPS: dict[str, Callable[..., KafkaRouter]] = {
     model_projector.GROUP: model_projector.build_router,
     job_projector.GROUP: job_projector.build_router,
     metrics_recorder.GROUP: metrics_recorder.build_router,
+    audit_recorder.GROUP: audit_recorder.build_router,
+    usage_meter.GROUP: usage_meter.build_router,
 }
 
 

@@ -18,6 +18,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 class Role(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
+    # A platform operator: assigns plans to workspaces (/operator); not an admin of any
+    # workspace's models or data.
+    OPERATOR = "operator"
 
 
 class Caller(BaseModel):

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio_ai.domain.errors import Conflict
 from studio_ai.schemas.audit import InputRef
 from studio_ai.schemas.inference import (
+    ContextDocument,
     EngineName,
+    ImageInput,
     InferenceCancelled,
     InferenceCompleted,
     InferenceFailed,
@@ -108,10 +110,17 @@ def admitted_job(
 
 def job_inputs(request: InferenceRequested) -> list[InputRef]:
     """The job's inputs by ref and sha256: what an audit record or a receipt may hold."""
-    inputs = [InputRef(ref="prompt", sha256=_sha256(request.prompt))]
-    inputs += [InputRef(ref=d.ref, sha256=_sha256(d.text)) for d in request.context]
-    inputs += [InputRef(ref=f"image:{i.image_id}", sha256=i.sha256) for i in request.images]
-    return inputs
+    return inputs_of(request.prompt, request.context, request.images)
+
+
+def inputs_of(
+    prompt: str, context: list[ContextDocument], images: list[ImageInput]
+) -> list[InputRef]:
+    return [
+        InputRef(ref="prompt", sha256=_sha256(prompt)),
+        *(InputRef(ref=d.ref, sha256=_sha256(d.text)) for d in context),
+        *(InputRef(ref=f"image:{i.image_id}", sha256=i.sha256) for i in images),
+    ]
 
 
 def _sha256(text: str) -> str:

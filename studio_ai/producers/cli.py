@@ -16,7 +16,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from studio_ai.domain.errors import DomainError
-from studio_ai.domain.identity import Role
+from studio_ai.domain.identity import Role, validate_name
+from studio_ai.producers.cli_audit import audit_app
+from studio_ai.producers.cli_receipts import receipts_app
+from studio_ai.producers.cli_workspaces import workspaces_app
 from studio_ai.producers.client import ApiError, StudioClient
 from studio_ai.runtime.settings import Settings
 
@@ -35,6 +38,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(worker_app, name="worker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dev_app, name="dev")
+app.add_typer(audit_app, name="audit")
+app.add_typer(receipts_app, name="receipts")
+app.add_typer(workspaces_app, name="workspaces")
 
 console = Console()
 err = Console(stderr=True)
@@ -61,20 +67,36 @@ def keys_create(
     workspace: Annotated[str, typer.Option(help="Workspace id.")],
     user: Annotated[str, typer.Option(help="User id.")],
     role: Annotated[Role, typer.Option(help="admin or member.")] = Role.MEMBER,
+    operator: Annotated[
+        str, typer.Option(help="Who creates the key (recorded in the audit log).")
+    ] = "operator",
 ) -> None:
-    """Create an API key; it is printed once and stored only as a hash."""
-    from studio_ai.adapters.mongo_store import MongoStore
-    from studio_ai.producers.keys import create_api_key
+    """Create an API key; it is printed once and stored only as a hash. Its creation is
+    audited (key id only): without Kafka no key is created."""
+    import uuid
+
+    from aiokafka.errors import KafkaError
+
+    from studio_ai.producers.keys import KeyNotAudited, create_api_key
+    from studio_ai.producers.operator_session import operator_session
+    from studio_ai.runtime.broker import ensure_topics
+    from studio_ai.schemas.topics import AUDIT_RECORDED
 
     settings = Settings()
 
     async def create() -> tuple[str, str]:
-        store = MongoStore.connect(settings.mongo_url.get_secret_value(), settings.mongo_db)
-        try:
-            await store.ensure_indexes()
-            return await create_api_key(store, workspace_id=workspace, user_id=user, role=role)
-        finally:
-            await store.close()
+        by = f"operator:{validate_name('user', operator)}"
+        await ensure_topics(settings, [AUDIT_RECORDED])
+        async with operator_session(settings, client_id="studio-ai-cli") as session:
+            return await create_api_key(
+                session.store,
+                session.publisher,
+                workspace_id=workspace,
+                user_id=user,
+                role=role,
+                created_by=by,
+                correlation_id=str(uuid.uuid4()),
+            )
 
     try:
         key_id, key = asyncio.run(create())
@@ -82,6 +104,16 @@ def keys_create(
         raise _fail(exc.message) from exc
     except PyMongoError as exc:
         raise _fail(f"the store is not reachable (STUDIO_MONGO_URL): {exc}") from exc
+    except KafkaError as exc:
+        raise _fail(
+            f"no key was created: the broker is not reachable at {settings.kafka_bootstrap} "
+            f"(STUDIO_KAFKA_BOOTSTRAP), and every key creation is audited: {exc}"
+        ) from exc
+    except KeyNotAudited as exc:
+        raise _fail(
+            f"no key was created: its audit record could not be published ({exc}); check the "
+            f"broker at {settings.kafka_bootstrap} and run the command again"
+        ) from exc
     err.print(f"created key {key_id} for user {user!r} ({role.value}) in workspace {workspace!r}")
     err.print("store it now: it is not shown again")
     console.print(key, highlight=False, soft_wrap=True)
@@ -332,33 +364,39 @@ def images_sweep(
     every: Annotated[
         float | None, typer.Option(help="Repeat every this many seconds (default: once).")
     ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(help="Act as if it were this ISO 8601 time; for checks and tests."),
+    ] = None,
 ) -> None:
-    """Delete images whose retention ended, and unconsented ones no job uses any more."""
-    from datetime import UTC, datetime, timedelta
+    """Delete images whose retention ended, and unconsented ones no job uses any more; each
+    deletion is audited."""
+    from datetime import UTC, datetime
 
-    from studio_ai.adapters.mongo_store import MongoStore
+    from aiokafka.errors import KafkaError
 
+    from studio_ai.producers.image_sweep import run_sweeper
+
+    if now is not None and every is not None:
+        raise _fail("--now is for a single sweep: leave out --every")
+    try:
+        as_of = None if now is None else datetime.fromisoformat(now)
+    except ValueError as exc:
+        raise _fail(f"--now {now!r} is not an ISO 8601 time, e.g. 2025-01-31T12:00:00Z") from exc
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
     settings = Settings()
     _configure_logging(settings)
-
-    async def sweep() -> None:
-        store = MongoStore.connect(settings.mongo_url.get_secret_value(), settings.mongo_db)
-        try:
-            while True:
-                now = datetime.now(UTC)
-                grace = timedelta(hours=settings.image_unused_grace_hours)
-                deleted = await store.images.sweep_expired(now, unused_before=now - grace)
-                err.print(f"{now.isoformat()} deleted {len(deleted)} image(s)")
-                if every is None:
-                    return
-                await asyncio.sleep(every)
-        finally:
-            await store.close()
-
     try:
-        asyncio.run(sweep())
+        asyncio.run(run_sweeper(settings, every_s=every, now=as_of, report=err.print))
     except PyMongoError as exc:
         raise _fail(f"the store is not reachable: {exc}") from exc
+    except KafkaError as exc:
+        raise _fail(
+            f"the broker is not reachable at {settings.kafka_bootstrap} ({exc}); deletions are "
+            "audited through it: run the sweep again once it is, and check the audit log for "
+            "images this sweep deleted before the error"
+        ) from exc
 
 
 @app.command("gateway")

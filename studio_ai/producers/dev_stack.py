@@ -16,9 +16,11 @@ import httpx
 from rich.console import Console
 
 from studio_ai.consumers.app import GROUPS
+from studio_ai.domain.receipts import new_private_key, private_key_seed
 from studio_ai.runtime.settings import PACKAGED_CATALOG, Settings
 
 DEV_CATALOG = Path(__file__).resolve().parents[2] / "deploy" / "local" / "catalog.dev.yaml"
+DEV_PLANS = DEV_CATALOG.with_name("plans.dev.yaml")
 DEV_WORKSPACE = "demo"
 # The extractive engine's pool and the tiny models' default pools (one worker serves them all).
 DEV_POOLS = ("builtin", "tiny-llama", "tiny-gemma3")
@@ -52,8 +54,13 @@ def run_dev_stack(settings: Settings, *, hub_port: int, console: Console) -> int
         "STUDIO_CATALOG_PATHS": os.environ.get(
             "STUDIO_CATALOG_PATHS", json.dumps([str(PACKAGED_CATALOG), str(DEV_CATALOG)])
         ),
+        "STUDIO_PLANS_PATH": os.environ.get("STUDIO_PLANS_PATH", str(DEV_PLANS)),
+        # Every workspace starts on pro here; `studio-ai workspaces set-plan` changes one.
+        "STUDIO_DEFAULT_PLAN": os.environ.get("STUDIO_DEFAULT_PLAN", "pro"),
         "PYTHONUNBUFFERED": "1",
     }
+    if settings.receipt_signing_key is None:
+        env["STUDIO_RECEIPT_SIGNING_KEY"] = _dev_receipt_key(state)
     exe = str(Path(sys.executable).with_name("studio-ai"))
     commands = {
         "hub-mirror": [
@@ -168,3 +175,14 @@ def _dev_admin_key(state: Path, exe: str, env: dict[str, str], console: Console)
     path.write_text(key + "\n")
     path.chmod(0o600)
     return key
+
+
+def _dev_receipt_key(state: Path) -> str:
+    """A receipt signing key made once for this machine's `make run`, never for production."""
+    path = state / "receipt-signing-key"
+    if path.exists():
+        return path.read_text().strip()
+    seed = private_key_seed(new_private_key())
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(seed + "\n")
+    return seed

@@ -2,8 +2,10 @@
 reads, cancel, the model selector and the per-model metrics summary.
 
 Nothing reaches a worker unless the whole job is valid: the prompt, the model and modality,
-every context and image ref (all scoped to the caller's workspace). The job is recorded as
-`queued` before its event is published, so a GET right after the 202 finds it.
+every context and image ref (all scoped to the caller's workspace), the workspace's plan
+(403) and its quotas (a reservation, or 429). The job is recorded as `queued` and audited
+before its event is published, so a GET right after the 202 finds it and every queued job
+has its audit record.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from studio_ai.domain.catalog import find_entry
@@ -30,13 +33,19 @@ from studio_ai.domain.inference_job import (
     apply_failed,
     cancellable,
     cancellation_event_id,
+    inputs_of,
 )
 from studio_ai.domain.latency_stats import ModelStats, summarize_models
 from studio_ai.domain.model_ids import validate_model_id
 from studio_ai.domain.model_installation import ModelInstallation, percent_done
+from studio_ai.domain.plans import NotInPlan, check_features, model_allowed
+from studio_ai.domain.quotas import Metering, Outcome, token_estimate
 from studio_ai.domain.task_prompts import build_messages
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem, cached
+from studio_ai.producers.governance import release, reserve, workspace_plan
+from studio_ai.runtime.audit import audit_id_for, publish_audit
 from studio_ai.runtime.broker import ensure_topics
+from studio_ai.schemas.audit import AuditAction, AuditOutcome, InputRef
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import (
     ContextDocument,
@@ -62,7 +71,7 @@ from studio_ai.schemas.inference_api import (
     SelectorList,
     SelectorModel,
 )
-from studio_ai.schemas.models import CatalogEntry, Modality, ModelStatus, ModelTask
+from studio_ai.schemas.models import CatalogEntry, Modality, ModelStatus, ModelTask, PricingBasis
 from studio_ai.schemas.topics import INFERENCE_CANCELLED, inference_requested
 
 log = logging.getLogger(__name__)
@@ -279,18 +288,59 @@ async def _admit(
     context_refs: list[str] | None = None,
     image_refs: list[str] | None = None,
 ) -> JobAccepted:
-    installations = await state.store.list_installations(caller.workspace_id)
-    resolution = resolve_model(
-        model_id,
-        task,
-        catalog=catalog,
-        installations=installations,
-        live_pools=await live_pools(state),
-        default_model_id=await _default_model(state, caller, task, catalog),
-    )
-    entry = next((e for e in catalog if e.model_id == resolution.resolved_model_id), None)
+    plan = await workspace_plan(state, caller.workspace_id)
+    modality = Modality.MULTIMODAL if task is ModelTask.IMAGE_TEXT else Modality.TEXT
+    job_id = uuid.uuid4()
+    inputs = inputs_of(prompt, context, images)
+    async with _audited_denial(state, caller, correlation_id, model_id, inputs):
+        check_features(
+            plan,
+            state.plans,
+            workspace_id=caller.workspace_id,
+            text_task=text_task,
+            modality=modality,
+            model_id=model_id,
+        )
+        # Fallback only ever lands on a model the plan allows.
+        installations = {
+            mid: inst
+            for mid, inst in (await state.store.list_installations(caller.workspace_id)).items()
+            if model_allowed(plan, mid)
+        }
+        default_model_id = await _default_model(state, caller, task, catalog)
+        resolution = resolve_model(
+            model_id,
+            task,
+            catalog=catalog,
+            installations=installations,
+            live_pools=await live_pools(state),
+            default_model_id=default_model_id
+            if default_model_id and model_allowed(plan, default_model_id)
+            else None,
+            allow_extractive=model_allowed(plan, EXTRACTIVE_MODEL_ID),
+        )
+        entry = next((e for e in catalog if e.model_id == resolution.resolved_model_id), None)
+        on_cpu = resolution.resolved_model_id == EXTRACTIVE_MODEL_ID
+        free = on_cpu or (
+            entry is not None
+            and entry.pricing is not None
+            and entry.pricing.basis is PricingBasis.FREE
+        )
+        quota = await reserve(
+            state,
+            caller,
+            plan,
+            job_id,
+            tokens=token_estimate(
+                prompt_chars=len(prompt),
+                context_chars=sum(len(d.text) for d in context),
+                images=len(images),
+                max_tokens=max_tokens,
+            ),
+            metering=Metering(tokens=not free, gpu=not on_cpu),
+        )
     payload = InferenceRequested(
-        job_id=uuid.uuid4(),
+        job_id=job_id,
         task=task,
         text_task=text_task,
         prompt=prompt,
@@ -305,6 +355,7 @@ async def _admit(
         target=_target(resolution, installations.get(resolution.resolved_model_id)),
         pricing=entry.pricing if entry else None,
         queued_at=datetime.now(UTC),
+        quota=quota,
     )
     event = Envelope[InferenceRequested](
         event_type="ai.inference-requested",
@@ -327,6 +378,7 @@ async def _admit(
         )
         if not recorded:
             await state.store.images.end_use(str(payload.job_id), [i.image_id for i in images])
+            await release(state.store, job_id, Outcome.FAILED)
             raise HttpProblem(
                 410,
                 "image_gone",
@@ -337,9 +389,22 @@ async def _admit(
     try:
         await state.store.jobs.insert_job(job)
     except Exception:
-        await _release_images(state, payload)
+        await _end_image_uses(state, payload)
+        await release(state.store, job_id, Outcome.FAILED)
         raise
     try:
+        await publish_audit(
+            state.publisher,
+            workspace_id=caller.workspace_id,
+            user_id=caller.user_id,
+            action=AuditAction.INFERENCE_REQUESTED,
+            outcome=AuditOutcome.ACCEPTED,
+            correlation_id=correlation_id,
+            model_id=resolution.resolved_model_id,
+            inputs_refs=[InputRef(ref=f"job:{job_id}"), *inputs],
+            reason=resolution.fallback_reason,
+            audit_id=audit_id_for(AuditAction.INFERENCE_REQUESTED, str(job_id)),
+        )
         if topic.name not in state.known_topics:
             await ensure_topics(state.settings, [topic])
             state.known_topics.add(topic.name)
@@ -347,7 +412,8 @@ async def _admit(
     except Exception as exc:
         log.exception("could not publish the inference request")
         await _fail_unqueued(state, event, f"{type(exc).__name__}")
-        await _release_images(state, payload)
+        await _end_image_uses(state, payload)
+        await release(state.store, job_id, Outcome.FAILED)
         raise HttpProblem(
             503,
             "broker_unavailable",
@@ -364,6 +430,39 @@ async def _admit(
         engine=payload.target.engine,
         links=JobLinks(self=links, events=f"{links}/events", cancel=f"{links}/cancel"),
     )
+
+
+@asynccontextmanager
+async def _audited_denial(
+    state: GatewayState,
+    caller: Caller,
+    correlation_id: str,
+    model_id: str,
+    inputs: list[InputRef],
+) -> AsyncIterator[None]:
+    """A request the plan or a quota refuses is audited as denied, with the reason."""
+    try:
+        yield
+    except (NotInPlan, HttpProblem) as exc:
+        if isinstance(exc, HttpProblem) and exc.status != 429:
+            raise
+        reason = exc.message if isinstance(exc, NotInPlan) else exc.detail
+        try:
+            await publish_audit(
+                state.publisher,
+                workspace_id=caller.workspace_id,
+                user_id=caller.user_id,
+                action=AuditAction.INFERENCE_REQUESTED,
+                outcome=AuditOutcome.DENIED,
+                correlation_id=correlation_id,
+                model_id=model_id,
+                inputs_refs=inputs,
+                reason=reason,
+            )
+        except Exception:
+            # The refusal stands either way; a broker outage must not turn it into a 500.
+            log.exception("could not publish the audit record of a refused job")
+        raise
 
 
 async def _fail_unqueued(
@@ -404,11 +503,12 @@ async def _fail_unqueued(
     )
 
 
-async def _release_images(state: GatewayState, request: InferenceRequested) -> None:
+async def _end_image_uses(state: GatewayState, request: InferenceRequested) -> None:
+    """A job that never got queued stops using its images. They are kept, even without
+    consent, so that submitting the job again works; `images sweep` deletes (and audits) an
+    unconsented image no job uses after STUDIO_IMAGE_UNUSED_GRACE_HOURS."""
     if request.images:
-        ids = [i.image_id for i in request.images]
-        await state.store.images.end_use(str(request.job_id), ids)
-        await state.store.images.release_unconsented(ids)
+        await state.store.images.end_use(str(request.job_id), [i.image_id for i in request.images])
 
 
 # --- reads and cancel -------------------------------------------------------------------

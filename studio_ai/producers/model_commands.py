@@ -27,6 +27,7 @@ from studio_ai.domain.model_installation import (
     start_download,
 )
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
+from studio_ai.runtime.audit import audit_id_for, publish_audit
 from studio_ai.schemas.api import (
     DownloadAccepted,
     DownloadCancelAccepted,
@@ -36,6 +37,7 @@ from studio_ai.schemas.api import (
     ModelView,
     RuntimeUpdate,
 )
+from studio_ai.schemas.audit import AuditAction, AuditOutcome, InputRef
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.models import (
     CatalogEntry,
@@ -134,6 +136,7 @@ async def request_download(
 
     await state.store.update_installation(caller.workspace_id, entry.model_id, record)
     try:
+        await _audit_download_request(state, caller, event)
         await state.publisher.publish(MODEL_DOWNLOAD_REQUESTED, event, key=entry.model_id)
     except Exception as exc:
         log.exception("could not publish the download request")
@@ -173,6 +176,29 @@ async def cancel_download(
     find_entry(model_id, *await workspace_catalog(state, caller))
     current = await state.store.get_installation(caller.workspace_id, model_id)
     download_id = cancellable_download(current, model_id)
+    try:
+        await publish_audit(
+            state.publisher,
+            workspace_id=caller.workspace_id,
+            user_id=caller.user_id,
+            action=AuditAction.MODEL_INSTALL_CANCELLED,
+            outcome=AuditOutcome.ACCEPTED,
+            correlation_id=correlation_id,
+            model_id=model_id,
+            inputs_refs=[
+                InputRef(ref=f"model:{model_id}"),
+                InputRef(ref=f"download:{download_id}"),
+            ],
+            audit_id=audit_id_for(AuditAction.MODEL_INSTALL_CANCELLED, str(download_id)),
+        )
+    except Exception as exc:
+        log.exception("could not publish the cancellation's audit record")
+        raise HttpProblem(
+            503,
+            "broker_unavailable",
+            f"the cancellation could not be recorded: {type(exc).__name__}; try again",
+            {"Retry-After": "5"},
+        ) from exc
     await state.store.insert_cancellation(
         download_id,
         workspace_id=caller.workspace_id,
@@ -197,6 +223,30 @@ async def cancel_download(
     )
     await state.publisher.publish(MODEL_DOWNLOAD_CANCELLED, cancelled, key=model_id)
     return DownloadCancelAccepted(model_id=model_id, download_id=download_id)
+
+
+async def _audit_download_request(
+    state: GatewayState, caller: Caller, event: Envelope[ModelDownloadRequested]
+) -> None:
+    request = event.payload
+    refs = [
+        InputRef(ref=f"model:{request.model_id}"),
+        InputRef(ref=f"download:{request.download_id}"),
+    ]
+    if request.revision:
+        refs.append(InputRef(ref=f"revision:{request.revision}"))
+    await publish_audit(
+        state.publisher,
+        workspace_id=caller.workspace_id,
+        user_id=caller.user_id,
+        action=AuditAction.MODEL_INSTALL_REQUESTED,
+        outcome=AuditOutcome.ACCEPTED,
+        correlation_id=event.correlation_id,
+        model_id=request.model_id,
+        inputs_refs=refs,
+        audit_id=audit_id_for(AuditAction.MODEL_INSTALL_REQUESTED, str(request.download_id)),
+        created_at=event.occurred_at,
+    )
 
 
 async def add_catalog_entry(state: GatewayState, caller: Caller, entry: CatalogEntry) -> ModelView:

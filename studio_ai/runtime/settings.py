@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGED_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "models.yaml"
+PACKAGED_PLANS = PACKAGED_CATALOG.with_name("plans.yaml")
 
 
 class Settings(BaseSettings):
@@ -98,6 +99,12 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="GPU price for models without their own pricing."
     )
 
+    # Governance
+    plans_path: Path = Field(default=PACKAGED_PLANS, description="The plans file (YAML).")
+    default_plan: str = Field(
+        default="free", description="The plan of a workspace no operator has assigned one."
+    )
+
     # Delivery
     consumer_group_prefix: str = Field(
         default="",
@@ -127,4 +134,21 @@ class Settings(BaseSettings):
         default=24.0,
         gt=0,
         description="An image uploaded without consent that no job uses is deleted after this.",
+    )
+
+    # Receipts
+    receipt_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 key receipts are signed with: base64 of the 32-byte seed or a PEM "
+        "private key (`studio-ai receipts keygen`); never logged. Unset: no receipts are issued.",
+    )
+    receipt_key_id: str | None = Field(
+        default=None,
+        description="The signing key's id (kid); default: the first 16 hex digits of the "
+        "sha256 of its raw public key.",
+    )
+    receipt_retired_public_keys: list[str] = Field(
+        default_factory=list,
+        description="Public keys of earlier signing keys (JSON list of JWK JSON strings or "
+        "base64 raw keys): still served and accepted, so their receipts keep verifying.",
     )

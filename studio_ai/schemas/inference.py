@@ -67,6 +67,20 @@ class EngineTarget(BaseModel):
     revision_sha: str | None = Field(default=None, description="Installed commit sha.")
 
 
+class QuotaReservation(BaseModel):
+    """What admission reserved of the workspace's quotas for the job (see domain/quotas.py)."""
+
+    workspace_id: str
+    deltas: dict[str, float] = Field(description="Quota counter -> amount reserved.")
+    tokens_metered: bool
+    gpu_metered: bool
+    settle_at_end: bool = Field(
+        description="The worker settles the job before announcing its end (the workspace has "
+        "a concurrency limit, so its next job may be waiting for the slot); otherwise the "
+        "usage-meter consumer settles it from the events."
+    )
+
+
 class InferenceRequested(BaseModel):
     """ai.inference-requested.<pool>.v1: a job admitted by the gateway, after fallback."""
 
@@ -87,6 +101,9 @@ class InferenceRequested(BaseModel):
     target: EngineTarget
     pricing: Pricing | None = Field(default=None, description="The resolved model's pricing.")
     queued_at: datetime
+    quota: QuotaReservation | None = Field(
+        default=None, description="The job's quota reservation (none: admitted unmetered)."
+    )
 
 
 class InferenceProgressed(BaseModel):

@@ -27,6 +27,7 @@ import yaml
 
 from studio_ai.consumers.app import GROUPS
 from studio_ai.devkit.hub_server import HubServer
+from studio_ai.producers.dev_stack import DEV_PLANS
 from studio_ai.runtime.settings import PACKAGED_CATALOG
 
 T = TypeVar("T")
@@ -214,6 +215,9 @@ def stack(hub_repos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "STUDIO_CONSUMER_GROUP_PREFIX": f"test-{session}.",
         "STUDIO_MODELS_DIR": str(workdir / "models"),
         "STUDIO_CATALOG_PATHS": json.dumps([str(PACKAGED_CATALOG), str(catalog)]),
+        "STUDIO_PLANS_PATH": str(DEV_PLANS),
+        # Unlimited unless a test assigns a plan: the other tests run many jobs at once.
+        "STUDIO_DEFAULT_PLAN": "enterprise",
         "STUDIO_HF_ENDPOINT": hub.url,
         "STUDIO_MIRROR_ENDPOINT": mirror.url,
         "STUDIO_STAGING_DIR": str(staging),
@@ -228,6 +232,7 @@ def stack(hub_repos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "STUDIO_WORKER_LIVE_TTL_S": "3",
         "STUDIO_INFERENCE_BACKOFF_S": "0.2",
         "STUDIO_INFERENCE_PROGRESS_INTERVAL_S": "0.1",
+        "STUDIO_RECEIPT_SIGNING_KEY": "p1UCtTWkete9pV6scSD65JpJUdnbezt8DXd4GZ2HQOc=",  # test key
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("HF_TOKEN", None)

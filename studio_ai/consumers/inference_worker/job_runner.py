@@ -34,6 +34,7 @@ from studio_ai.domain.errors import DomainError
 from studio_ai.domain.extractive import Source
 from studio_ai.domain.inference_cost import gpu_seconds_share, job_cost
 from studio_ai.domain.inference_job import cancellation_event_id
+from studio_ai.domain.quotas import Outcome
 from studio_ai.domain.task_prompts import build_messages
 from studio_ai.runtime.broker import EventPublisher
 from studio_ai.runtime.delivery import TRANSIENT_ERRORS, failure_reason
@@ -52,6 +53,7 @@ from studio_ai.schemas.inference import (
     JobError,
     JobStatus,
     JobTimings,
+    QuotaReservation,
     Usage,
 )
 from studio_ai.schemas.models import ModelTask, Pricing, PricingBasis
@@ -156,7 +158,7 @@ class JobRunner:
             self.store.jobs.cancelled_among([job.job_id]),
         )
         if recorded is not None:
-            await self._publish_outcome(recorded)
+            await self._publish_outcome(recorded, job.quota)
             return
         if cancelled:
             await self._record_cancelled(event)
@@ -216,7 +218,9 @@ class JobRunner:
             else gpu_seconds_share(generation_s, concurrent),
         )
         generated = time.monotonic()
-        await self._publish_outcome(await self.store.jobs.claim_outcome(job.job_id, outcome))
+        await self._publish_outcome(
+            await self.store.jobs.claim_outcome(job.job_id, outcome), job.quota
+        )
         log.info(
             "job finished",
             extra={
@@ -435,7 +439,9 @@ class JobRunner:
         now = datetime.now(UTC)
         timings = JobTimings(queued_at=job.queued_at, started_at=now, finished_at=now)
         outcome = self._outcome(event, None, error, timings, gpu_seconds=0.0)
-        await self._publish_outcome(await self.store.jobs.claim_outcome(job.job_id, outcome))
+        await self._publish_outcome(
+            await self.store.jobs.claim_outcome(job.job_id, outcome), job.quota
+        )
 
     async def _record_cancelled(self, event: Request) -> None:
         """The job ends cancelled; the worker publishes the cancellation too (same event id
@@ -462,16 +468,19 @@ class JobRunner:
                 "recorded_at": datetime.now(UTC),
             },
         )
-        await self._publish_outcome(outcome)
+        await self._publish_outcome(outcome, job.quota)
         self.metrics.jobs.labels(job.model_id, self.pool, "cancelled").inc()
         log.info("job cancelled", extra={"job_id": str(job.job_id)})
 
-    async def _publish_outcome(self, outcome: dict[str, Any]) -> None:
+    async def _publish_outcome(
+        self, outcome: dict[str, Any], quota: QuotaReservation | None
+    ) -> None:
         kind = outcome.get("kind")
         if not outcome.get("terminal"):
             return  # an outcome recorded by an older version: nothing to publish
         if kind == "cancelled":
             cancelled = Envelope[InferenceCancelled].model_validate_json(outcome["terminal"])
+            await self._settle(quota, cancelled.payload.job_id, Outcome.CANCELLED)
             await self.publisher.publish(
                 INFERENCE_CANCELLED, cancelled, key=str(cancelled.payload.job_id)
             )
@@ -484,6 +493,17 @@ class JobRunner:
             terminal = Envelope[InferenceFailed].model_validate_json(outcome["terminal"])
             topic = INFERENCE_FAILED
         job_id = str(terminal.payload.job_id)
+        if isinstance(terminal.payload, InferenceCompleted):
+            usage = terminal.payload.usage
+            await self._settle(
+                quota,
+                terminal.payload.job_id,
+                Outcome.COMPLETED,
+                tokens_used=usage.prompt_tokens + usage.completion_tokens,
+                gpu_seconds=terminal.payload.gpu_seconds,
+            )
+        else:
+            await self._settle(quota, terminal.payload.job_id, Outcome.FAILED)
         if not outcome.get("metrics"):  # failed at the gateway: it never ran
             await self.publisher.publish(topic, terminal, key=job_id)
             return
@@ -496,6 +516,36 @@ class JobRunner:
         if outcome.get("worker_id") == self.worker_id and not outcome.get("counted"):
             outcome["counted"] = True
             self._observe(record)
+
+    async def _settle(
+        self,
+        quota: QuotaReservation | None,
+        job_id: uuid.UUID,
+        outcome: Outcome,
+        *,
+        tokens_used: int = 0,
+        gpu_seconds: float = 0,
+    ) -> None:
+        """Settle the job's quota reservation before its end is announced, so a caller who sees
+        the job end has its concurrency slot back. Only for workspaces with a concurrency
+        limit: the others lose nothing by waiting for the usage-meter consumer, which settles
+        every job from the events (once per job), so a failure here only delays it."""
+        if quota is None or not quota.settle_at_end:
+            return
+        try:
+            await self.store.quotas.settle_job(
+                job_id,
+                outcome,
+                tokens_used=tokens_used,
+                gpu_seconds=gpu_seconds,
+                reservation=quota,
+            )
+        except Exception:
+            log.warning(
+                "could not settle the job's quota here; the usage meter will",
+                exc_info=True,
+                extra={"job_id": str(job_id)},
+            )
 
     def _observe(self, record: InferenceMetrics) -> None:
         labels = (record.model_id, self.pool)

@@ -38,7 +38,7 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
     router = KafkaRouter()
-    store = deps.store
+    store, publisher = deps.store, deps.publisher
 
     def subscriber(topic: str) -> Callable[[Handler], Handler]:
         return router.subscriber(  # type: ignore[return-value]
@@ -54,14 +54,14 @@ def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
 
     @subscriber(INFERENCE_COMPLETED.name)
     async def on_completed(event: Envelope[InferenceCompleted]) -> None:
-        await project_completed(event, store)
+        await project_completed(event, store, publisher)
 
     @subscriber(INFERENCE_FAILED.name)
     async def on_failed(event: Envelope[InferenceFailed]) -> None:
-        await project_failed(event, store)
+        await project_failed(event, store, publisher)
 
     @subscriber(INFERENCE_CANCELLED.name)
     async def on_cancelled(event: Envelope[InferenceCancelled]) -> None:
-        await project_cancelled(event, store)
+        await project_cancelled(event, store, publisher)
 
     return router

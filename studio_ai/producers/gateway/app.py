@@ -16,23 +16,34 @@ from pymongo.errors import PyMongoError
 
 from studio_ai.adapters.mongo_store import MongoStore, StoreConflict
 from studio_ai.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from studio_ai.domain.plans import NotInPlan
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
-from studio_ai.producers.gateway.routers import admin_models, ai, images, notes
+from studio_ai.producers.gateway.routers import (
+    admin_models,
+    ai,
+    audit,
+    images,
+    notes,
+    receipts,
+    workspaces,
+)
 from studio_ai.runtime.broker import EventPublisher, ensure_topics, new_broker
 from studio_ai.runtime.catalog_files import load_catalog
 from studio_ai.runtime.logging import correlation_id_var
 from studio_ai.runtime.metrics import GatewayMetrics
+from studio_ai.runtime.plans_file import load_plans
 from studio_ai.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_DOMAIN_STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409}
+_DOMAIN_STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409, NotInPlan: 403}
 
 
 def create_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
     metrics = GatewayMetrics.create(registry)
     catalog = load_catalog(settings)
+    plans = load_plans(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +53,11 @@ def create_app(settings: Settings) -> FastAPI:
         broker = new_broker(settings, client_id="studio-ai-gateway", registry=registry)
         await broker.start()
         app.state.gateway = GatewayState(
-            settings=settings, store=store, publisher=EventPublisher(broker), catalog=catalog
+            settings=settings,
+            store=store,
+            publisher=EventPublisher(broker),
+            catalog=catalog,
+            plans=plans,
         )
         try:
             yield
@@ -60,6 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ai.router)
     app.include_router(notes.router)
     app.include_router(images.router)
+    app.include_router(audit.router)
+    app.include_router(receipts.router)
+    app.include_router(workspaces.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
@@ -95,7 +113,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(HttpProblem)
     async def http_problem(_: Request, exc: HttpProblem) -> JSONResponse:
         return JSONResponse(
-            {"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=exc.headers
+            {"error": exc.error, "detail": exc.detail, **exc.extra},
+            status_code=exc.status,
+            headers=exc.headers,
         )
 
     @app.exception_handler(DomainError)

@@ -14,17 +14,26 @@ from studio_ai.domain.identity import Caller, Role, hash_api_key
 from studio_ai.runtime.broker import EventPublisher
 from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.models import CatalogEntry
+from studio_ai.schemas.plans import Plan
 
 
 class HttpProblem(Exception):
     """An error answered as {error, detail} with an HTTP status."""
 
-    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.error = error
         self.detail = detail
         self.headers = headers
+        self.extra = extra or {}
 
 
 @dataclass
@@ -33,6 +42,7 @@ class GatewayState:
     store: MongoStore
     publisher: EventPublisher
     catalog: list[CatalogEntry]
+    plans: dict[str, Plan]
     cache: dict[str, Any] = field(default_factory=dict)
     known_topics: set[str] = field(default_factory=set)
 
@@ -119,6 +129,19 @@ async def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Calle
     return caller
 
 
+async def require_operator(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    if caller.role is not Role.OPERATOR:
+        raise HttpProblem(
+            403,
+            "forbidden",
+            f"/operator needs an operator key; user {caller.user_id!r} has role "
+            f"{caller.role.value!r}. An operator creates one with `studio-ai keys create "
+            "--workspace <ops workspace> --user <name> --role operator`",
+        )
+    return caller
+
+
 State = Annotated[GatewayState, Depends(get_state)]
 AdminCaller = Annotated[Caller, Depends(require_admin)]
 AnyCaller = Annotated[Caller, Depends(get_caller)]
+OperatorCaller = Annotated[Caller, Depends(require_operator)]

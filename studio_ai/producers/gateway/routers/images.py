@@ -4,13 +4,16 @@ delete it. The bytes are never served back and no URL is ever fetched on a calle
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, NoReturn
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from studio_ai.domain.errors import NotFound
+from studio_ai.domain.identity import Caller
 from studio_ai.domain.images import (
+    DELETED_BY_CALLER,
     MEDIA_TYPES,
     ImageMeta,
     check_declared_type,
@@ -22,9 +25,15 @@ from studio_ai.domain.images import (
     validate_image_ref,
     validate_retention,
 )
+from studio_ai.domain.plans import check_retention
 from studio_ai.producers.gateway.context import AnyCaller, GatewayState, HttpProblem, State
+from studio_ai.producers.governance import workspace_plan
+from studio_ai.runtime.audit import audit_id_for, publish_audit
 from studio_ai.schemas.api import ErrorBody
+from studio_ai.schemas.audit import AuditAction, AuditOutcome, InputRef
 from studio_ai.schemas.images import ImageView
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/images", tags=["images"])
 
@@ -86,12 +95,17 @@ async def upload_image(
             f"image/webp (got {request.headers.get('content-type') or 'none'!r}); "
             "multipart forms and URLs are not accepted",
         )
+    plan = await workspace_plan(state, caller.workspace_id)
     retention = validate_retention(
         consent,
         retention_days,
         settings.image_max_retention_days,
-        default_days=settings.image_default_retention_days,
+        default_days=max(
+            1, min(settings.image_default_retention_days, plan.image_retention_max_days)
+        ),
     )
+    if retention is not None:
+        check_retention(plan, retention)
     data = await _read_body(request, settings.image_max_bytes)
     media_type, width, height = await asyncio.to_thread(
         sniff_image,
@@ -111,6 +125,7 @@ async def upload_image(
         retention_days=retention,
         created_at=datetime.now(UTC),
     )
+    await _audit(state, caller, AuditAction.IMAGE_UPLOADED, meta, request, at=meta.created_at)
     await state.store.images.insert(meta, data)
     return _view(meta)
 
@@ -126,12 +141,54 @@ async def get_image(image_id: ImageId, state: State, caller: AnyCaller) -> Image
 
 
 @router.delete("/{image_id}", status_code=204, response_class=Response, responses=ERRORS)
-async def delete_image(image_id: ImageId, state: State, caller: AnyCaller) -> Response:
+async def delete_image(
+    image_id: ImageId, request: Request, state: State, caller: AnyCaller
+) -> Response:
     """Delete an image now, even while jobs use it (they then fail with the reason)."""
     image_id = validate_image_ref(image_id)
+    meta = await state.store.images.get_meta(caller.workspace_id, image_id)
+    if meta is None:
+        await _raise_missing(state, caller.workspace_id, image_id)
+    await _audit(state, caller, AuditAction.IMAGE_DELETED, meta, request, reason=DELETED_BY_CALLER)
     if not await state.store.images.delete(caller.workspace_id, image_id):
         await _raise_missing(state, caller.workspace_id, image_id)
     return Response(status_code=204)
+
+
+async def _audit(
+    state: GatewayState,
+    caller: Caller,
+    action: AuditAction,
+    meta: ImageMeta,
+    request: Request,
+    *,
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Publish the action's audit record before acting, so an upload or deletion that happened
+    always has one; its id is stable per image, so a retried deletion is recorded once."""
+    try:
+        await publish_audit(
+            state.publisher,
+            workspace_id=caller.workspace_id,
+            user_id=caller.user_id,
+            action=action,
+            outcome=AuditOutcome.DONE,
+            correlation_id=request.state.correlation_id,
+            inputs_refs=[InputRef(ref=f"image:{meta.image_id}", sha256=meta.sha256)],
+            reason=reason,
+            audit_id=audit_id_for(action, meta.image_id),
+            created_at=at,
+        )
+    except Exception as exc:
+        log.exception("could not publish an image's audit record")
+        raise HttpProblem(
+            503,
+            "broker_unavailable",
+            f"nothing was changed: the audit record of this {action.value} could not be "
+            f"published ({type(exc).__name__}); try again",
+            {"Retry-After": "5"},
+        ) from exc
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:

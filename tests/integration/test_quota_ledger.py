@@ -1,0 +1,95 @@
+"""The quota ledger on the real MongoDB-wire server: exact under concurrency across
+processes, and each job settled once.
+
+Two MongoStore objects stand for two gateway processes: each has its own connection, its own
+in-process locks and its own cached head, so only the store's unique inserts keep them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from studio_ai.adapters.mongo_store import MongoStore
+from studio_ai.domain.quotas import Exceeded, Metering, Outcome, check, reservation
+from studio_ai.schemas.plans import Quotas
+from tests.support.stack import mongo_url
+
+METERED = Metering(tokens=True, gpu=True)
+
+
+async def _admit(store: MongoStore, workspace: str, quotas: Quotas) -> bool:
+    job_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    deltas = reservation(now, tokens=100, metering=METERED)
+
+    def decide(totals: Mapping[str, float]) -> dict[str, float] | Exceeded:
+        return check(totals, deltas, quotas, now, metering=METERED) or deltas
+
+    appended = await store.quotas.append(workspace, f"reserve:{job_id}", decide, now=now)
+    if isinstance(appended, Exceeded):
+        return False
+    await store.quotas.record_reservation(
+        job_id, workspace, deltas, seq=appended[0].seq, meter={"tokens": True, "gpu": True}
+    )
+    return True
+
+
+def test_200_concurrent_reservations_from_two_processes_admit_exactly_50() -> None:
+    async def scenario() -> tuple[int, dict[str, float], int]:
+        database = f"ledger_{uuid.uuid4().hex[:8]}"
+        one = MongoStore.connect(mongo_url(), database)
+        two = MongoStore.connect(mongo_url(), database)
+        try:
+            quotas = Quotas(jobs_per_day=50)
+            results = await asyncio.gather(
+                *(_admit(one if i % 2 else two, "ws", quotas) for i in range(200))
+            )
+            totals = dict(await MongoStore.connect(mongo_url(), database).quotas.totals("ws"))
+            entries = await one.db.quota_ledger.count_documents({})
+            return sum(results), totals, entries
+        finally:
+            await one.close()
+            await two.close()
+
+    admitted, totals, entries = asyncio.run(scenario())
+    assert admitted == 50
+    day = "jobs:" + datetime.now(UTC).strftime("%Y-%m-%d")
+    assert totals[day] == 50
+    assert totals["concurrent"] == 50
+    assert entries == 50  # refusals write nothing
+
+
+def test_a_job_is_settled_once_whichever_events_and_processes_race() -> None:
+    async def scenario() -> tuple[list[bool], dict[str, float]]:
+        database = f"ledger_{uuid.uuid4().hex[:8]}"
+        one = MongoStore.connect(mongo_url(), database)
+        two = MongoStore.connect(mongo_url(), database)
+        try:
+            assert await _admit(one, "ws", Quotas())
+            job_id = uuid.UUID((await one.db.quota_reservations.find_one({}))["_id"])
+            settled = await asyncio.gather(
+                one.quotas.settle_job(job_id, Outcome.COMPLETED, tokens_used=40, gpu_seconds=2),
+                two.quotas.settle_job(job_id, Outcome.COMPLETED, tokens_used=40, gpu_seconds=2),
+                one.quotas.settle_job(job_id, Outcome.CANCELLED),
+                two.quotas.settle_job(job_id, Outcome.FAILED),
+            )
+            # A replay much later settles nothing again.
+            settled.append(
+                await MongoStore.connect(mongo_url(), database).quotas.settle_job(
+                    job_id, Outcome.FAILED
+                )
+            )
+            return settled, dict(await two.quotas.totals("ws"))
+        finally:
+            await one.close()
+            await two.close()
+
+    settled, totals = asyncio.run(scenario())
+    assert settled.count(True) == 1
+    month = datetime.now(UTC).strftime("%Y-%m")
+    assert totals["concurrent"] == 0
+    # Whichever outcome won, the tokens are either what the job used or all given back.
+    assert totals[f"tokens:{month}"] in (40, 0)
