@@ -66,7 +66,9 @@ def _configure_logging(settings: Settings) -> None:
 def keys_create(
     workspace: Annotated[str, typer.Option(help="Workspace id.")],
     user: Annotated[str, typer.Option(help="User id.")],
-    role: Annotated[Role, typer.Option(help="admin or member.")] = Role.MEMBER,
+    role: Annotated[
+        Role, typer.Option(help="admin, member, or operator (assigns plans under /operator).")
+    ] = Role.MEMBER,
     operator: Annotated[
         str, typer.Option(help="Who creates the key (recorded in the audit log).")
     ] = "operator",

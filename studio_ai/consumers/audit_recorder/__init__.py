@@ -3,11 +3,11 @@ once per audit id (on_audit_recorded.py)."""
 
 from __future__ import annotations
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from studio_ai.consumers.audit_recorder.on_audit_recorded import record_audit
 from studio_ai.consumers.deps import ConsumerDeps
+from studio_ai.consumers.subscriber import group_subscriber
 from studio_ai.schemas.audit import AuditRecorded
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.topics import AUDIT_RECORDED
@@ -19,12 +19,7 @@ def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
     router = KafkaRouter()
     store = deps.store
 
-    @router.subscriber(
-        AUDIT_RECORDED.name,
-        group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-    )
+    @group_subscriber(router, group_id)(AUDIT_RECORDED.name)
     async def on_audit_recorded(event: Envelope[AuditRecorded]) -> None:
         await record_audit(event, store)
 

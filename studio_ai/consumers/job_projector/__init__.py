@@ -4,10 +4,6 @@ keeps analytics.inference-metrics.v1 for GET /ai/metrics/models."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from studio_ai.consumers.deps import ConsumerDeps
@@ -17,6 +13,7 @@ from studio_ai.consumers.job_projector.on_job_events import (
     project_failed,
     project_progressed,
 )
+from studio_ai.consumers.subscriber import group_subscriber
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import (
     InferenceCancelled,
@@ -33,20 +30,12 @@ from studio_ai.schemas.topics import (
 
 GROUP = "job-projector"
 
-Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
-
 
 def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
     router = KafkaRouter()
     store, publisher = deps.store, deps.publisher
 
-    def subscriber(topic: str) -> Callable[[Handler], Handler]:
-        return router.subscriber(  # type: ignore[return-value]
-            topic,
-            group_id=group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-        )
+    subscriber = group_subscriber(router, group_id)
 
     @subscriber(INFERENCE_PROGRESSED.name)
     async def on_progressed(event: Envelope[InferenceProgressed]) -> None:

@@ -6,10 +6,10 @@ replayed or republished record is stored once.
 
 from __future__ import annotations
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from studio_ai.consumers.deps import ConsumerDeps
+from studio_ai.consumers.subscriber import group_subscriber
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import InferenceMetrics
 from studio_ai.schemas.topics import INFERENCE_METRICS
@@ -21,12 +21,7 @@ def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
     router = KafkaRouter()
     store = deps.store
 
-    @router.subscriber(
-        INFERENCE_METRICS.name,
-        group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-    )
+    @group_subscriber(router, group_id)(INFERENCE_METRICS.name)
     async def on_metrics(event: Envelope[InferenceMetrics]) -> None:
         await store.jobs.insert_metrics(event.event_id, event.payload)
 

@@ -8,13 +8,10 @@ settles it and duplicates, republished events and replays change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from studio_ai.consumers.deps import ConsumerDeps
+from studio_ai.consumers.subscriber import group_subscriber
 from studio_ai.domain.quotas import Outcome
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import InferenceCancelled, InferenceCompleted, InferenceFailed
@@ -22,20 +19,12 @@ from studio_ai.schemas.topics import INFERENCE_CANCELLED, INFERENCE_COMPLETED, I
 
 GROUP = "usage-meter"
 
-Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
-
 
 def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
     router = KafkaRouter()
     ledger = deps.store.quotas
 
-    def subscriber(topic: str) -> Callable[[Handler], Handler]:
-        return router.subscriber(  # type: ignore[return-value]
-            topic,
-            group_id=group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-        )
+    subscriber = group_subscriber(router, group_id)
 
     @subscriber(INFERENCE_COMPLETED.name)
     async def on_completed(event: Envelope[InferenceCompleted]) -> None:

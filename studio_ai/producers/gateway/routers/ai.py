@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from studio_ai.domain.latency_stats import ModelStats
-from studio_ai.producers import inference_commands
+from studio_ai.producers import inference_commands, job_admission
 from studio_ai.producers.gateway import sse
 from studio_ai.producers.gateway.context import AdminCaller, AnyCaller, State
 from studio_ai.schemas.api import ErrorBody
@@ -46,7 +46,7 @@ async def generate_text(
     body: GenerateTextRequest, request: Request, state: State, caller: AnyCaller
 ) -> JobAccepted:
     """Queue a text job (summary, bullets, qa or free) on a fast text model."""
-    return await inference_commands.submit_text(state, caller, body, request.state.correlation_id)
+    return await job_admission.submit_text(state, caller, body, request.state.correlation_id)
 
 
 @router.post("/generate-multimodal", response_model=JobAccepted, status_code=202, responses=ERRORS)
@@ -54,7 +54,7 @@ async def generate_multimodal(
     body: GenerateMultimodalRequest, request: Request, state: State, caller: AnyCaller
 ) -> JobAccepted:
     """Queue an image + text job on an image-text model (images from POST /images)."""
-    return await inference_commands.submit_multimodal(
+    return await job_admission.submit_multimodal(
         state, caller, body, request.state.correlation_id
     )
 
