@@ -92,6 +92,17 @@ class ImageStore:
         docs = await self.db.image_tombstones.find({"_id": {"$in": ids}}).to_list()
         return [_to_tombstone(doc) for doc in docs]
 
+    async def sweep_audits_pending(self) -> list[ImageTombstone]:
+        """Deletions by the sweeper that are not audited yet."""
+        docs = await self.db.image_tombstones.find({"sweep_audit_pending": True}).to_list()
+        return [_to_tombstone(doc) for doc in docs]
+
+    async def sweep_audited(self, image_ids: Iterable[str]) -> None:
+        for image_id in image_ids:
+            await self.db.image_tombstones.update_one(
+                {"_id": image_id}, {"$unset": {"sweep_audit_pending": ""}}
+            )
+
     async def is_deleted(self, workspace_id: str, image_id: str) -> bool:
         return await self.get_tombstone(workspace_id, image_id) is not None
 
@@ -168,7 +179,9 @@ class ImageStore:
         deleted = []
         expired = {"consent": True, "expires_at": {"$lte": now}}
         for doc in await self.db.images.find(expired, {"workspace_id": 1}).to_list():
-            if await self._remove(doc["_id"], doc["workspace_id"], RETENTION_ENDED, now, expired):
+            if await self._remove(
+                doc["_id"], doc["workspace_id"], RETENTION_ENDED, now, expired, swept=True
+            ):
                 deleted.append(doc["_id"])
         if unused_before is not None:
             stale = {"consent": False, "created_at": {"$lte": unused_before}}
@@ -176,7 +189,7 @@ class ImageStore:
                 uses, still_open = await self._uses(doc["_id"])
                 reason = JOBS_FINISHED if uses else NEVER_USED
                 if not still_open and await self._remove(
-                    doc["_id"], doc["workspace_id"], reason, now, stale
+                    doc["_id"], doc["workspace_id"], reason, now, stale, swept=True
                 ):
                     deleted.append(doc["_id"])
         return deleted
@@ -198,17 +211,22 @@ class ImageStore:
         reason: str,
         now: datetime | None,
         condition: Document,
+        *,
+        swept: bool = False,
     ) -> bool:
         # The tombstone comes first, so a reader finds either the image or its tombstone.
+        tombstone = {
+            "_id": image_id,
+            "workspace_id": workspace_id,
+            "deleted_at": now or datetime.now(UTC),
+            "reason": reason,
+        }
+        if swept:
+            # The sweeper audits its deletions after making them; until it has, the tombstone
+            # says so, and a sweep that died in between is finished by the next one.
+            tombstone["sweep_audit_pending"] = True
         with contextlib.suppress(DuplicateKeyError):
-            await self.db.image_tombstones.insert_one(
-                {
-                    "_id": image_id,
-                    "workspace_id": workspace_id,
-                    "deleted_at": now or datetime.now(UTC),
-                    "reason": reason,
-                }
-            )
+            await self.db.image_tombstones.insert_one(tombstone)
         result = await self.db.images.delete_one(
             {"_id": image_id, "workspace_id": workspace_id, **condition}
         )

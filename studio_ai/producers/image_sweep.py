@@ -3,6 +3,8 @@ and unconsented ones that no job uses any more, and audits each deletion.
 
 Each deleted image gets one image.deleted record with the stable id of its deletion, so a
 record that another deleter (the job projector, the caller) already published is kept once.
+A deletion stays marked on its tombstone until its record is published, so a sweep that
+stopped in between is audited by the next one.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ SWEEPER = "system:image-sweeper"
 async def sweep_images(
     store: MongoStore, publisher: EventPublisher, *, now: datetime, unused_grace: timedelta
 ) -> list[ImageTombstone]:
-    """One sweep as of `now`; returns what was deleted."""
-    deleted = await store.images.sweep_expired(now, unused_before=now - unused_grace)
-    tombstones = await store.images.tombstones(deleted)
+    """One sweep as of `now`; returns what was deleted, and audits it, with any deletion an
+    earlier sweep made but did not get to audit."""
+    await store.images.sweep_expired(now, unused_before=now - unused_grace)
+    tombstones = await store.images.sweep_audits_pending()
     correlation_id = str(uuid.uuid4())
     for tombstone in tombstones:
         await publish_audit(
@@ -48,6 +51,7 @@ async def sweep_images(
             audit_id=audit_id_for(AuditAction.IMAGE_DELETED, tombstone.image_id),
             created_at=tombstone.deleted_at,
         )
+    await store.images.sweep_audited(t.image_id for t in tombstones)
     if tombstones:
         log.info(
             "images deleted by the sweeper",

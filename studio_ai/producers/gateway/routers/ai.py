@@ -54,9 +54,7 @@ async def generate_multimodal(
     body: GenerateMultimodalRequest, request: Request, state: State, caller: AnyCaller
 ) -> JobAccepted:
     """Queue an image + text job on an image-text model (images from POST /images)."""
-    return await job_admission.submit_multimodal(
-        state, caller, body, request.state.correlation_id
-    )
+    return await job_admission.submit_multimodal(state, caller, body, request.state.correlation_id)
 
 
 @router.get("/jobs", response_model=JobList, responses=ERRORS)
