@@ -442,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                 "STUDIO_GATEWAY_PORT": str(gateway_port),
                 "STUDIO_DOWNLOAD_PROGRESS_INTERVAL_S": "0.2",
                 "STUDIO_CATALOG_PATHS": json.dumps([str(catalog)]),
+                "STUDIO_DEFAULT_PLAN": "enterprise",
                 "STUDIO_CONSUMER_GROUP_PREFIX": f"bench-{tag}-",
                 "PYTHONUNBUFFERED": "1",
             }

@@ -96,12 +96,6 @@ class MongoStore:
     async def find_api_key(self, key_hash: str) -> Document | None:
         return await self.db.api_keys.find_one({"key_hash": key_hash, "revoked": False})
 
-    async def delete_api_key(self, key_hash: str) -> None:
-        """Remove a key that must not exist (its creation could not be audited)."""
-        await self.db.api_keys.delete_one({"key_hash": key_hash})
-
-    # --- workspace catalog entries ----------------------------------------------------------
-
     async def insert_catalog_entry(
         self, workspace_id: str, entry: CatalogEntry, *, created_by: str, created_at: datetime
     ) -> bool:

@@ -102,9 +102,17 @@ class QuotaLedger:
         decide: Callable[[Counters], Counters | Exceeded],
         *,
         now: datetime | None = None,
-    ) -> tuple[Head, Counters] | Exceeded:
+        once_after: int | None = None,
+        check_first: bool = False,
+    ) -> tuple[Head, Counters] | Exceeded | None:
         """Append the deltas `decide(totals)` returns, or return its refusal. Returns the new head
-        and the deltas applied."""
+        and the deltas applied.
+
+        With `once_after`, an entry with the same `ref` may only be appended once: whenever
+        another writer got in first (and before the first try, with `check_first`), the entries
+        after `once_after` are searched for `ref`, and None is returned if one is there. Two
+        writers of the same ref then never both append: the second one's insert fails on the
+        first one's sequence number, and its search finds the first one's entry."""
         lock = self._locks.get(workspace_id)
         if lock is None:
             lock = self._locks[workspace_id] = asyncio.Lock()
@@ -112,7 +120,13 @@ class QuotaLedger:
             # Optimistic: the head this process saw last is usually still the head, and if it
             # is not, the insert after it fails and the new head is read.
             head = self._heads.get(workspace_id) or await self.head(workspace_id)
-            for _ in range(_ATTEMPTS):
+            for attempt in range(_ATTEMPTS):
+                if (
+                    once_after is not None
+                    and (attempt or check_first)
+                    and await self._find_ref(workspace_id, ref, after=once_after)
+                ):
+                    return None
                 moment = now or datetime.now(UTC)
                 decided = decide(head.totals)
                 if isinstance(decided, Exceeded):
@@ -154,6 +168,14 @@ class QuotaLedger:
             }
         )
 
+    async def unsettled_reservations(self, workspace_id: str) -> list[Document]:
+        """The workspace's reservations that no settlement has claimed yet."""
+        found = []
+        async for doc in self._reservations.find({"workspace_id": workspace_id}):
+            if await self._settlements.find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
+                found.append(doc)
+        return found
+
     async def get_reservation(self, job_id: uuid.UUID) -> Document | None:
         return await self._reservations.find_one({"_id": str(job_id)})
 
@@ -183,26 +205,31 @@ class QuotaLedger:
             "claimed_at": datetime.now(UTC),
             "entry_seq": None,
         }
+        takeover = False
         try:
             await self._settlements.insert_one(claim)
         except DuplicateKeyError:
             existing = await self._wait_for_settlement(job_id)
             if existing.get("entry_seq") is not None:
                 return False  # settled already (a duplicate or a replayed terminal event)
-            # Claimed long ago and never finished: the settling process died. If it did append
-            # its entry, the entry lies after the head it saw.
-            if await self._find_ref(workspace_id, ref, after=existing["after_seq"]):
-                await self._settlements.update_one(
-                    {"_id": str(job_id)}, {"$set": {"entry_seq": -1}}
-                )
-                return False
+            # Claimed long ago and never finished: the settling process died, or is slow. Its
+            # entry, if any, lies after the head it saw; the append below checks for it.
+            claim["after_seq"] = existing["after_seq"]
+            takeover = True
         deltas = deltas_for(reservation)
-        appended = await self.append(workspace_id, ref, lambda _: deltas)
+        appended = await self.append(
+            workspace_id,
+            ref,
+            lambda _: deltas,
+            once_after=claim["after_seq"],
+            check_first=takeover,
+        )
         assert not isinstance(appended, Exceeded)
         await self._settlements.update_one(
-            {"_id": str(job_id)}, {"$set": {"entry_seq": appended[0].seq}}
+            {"_id": str(job_id)},
+            {"$set": {"entry_seq": appended[0].seq if appended is not None else -1}},
         )
-        return True
+        return appended is not None
 
     async def settle_job(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -98,6 +98,7 @@ class Exceeded:
     asked: float
     retry_after_s: int
     resets_at: datetime | None
+    in_flight: float = 0
 
     def message(self, plan: str) -> str:
         what = {
@@ -106,9 +107,16 @@ class Exceeded:
                 f"{_n(self.used)} of {_n(self.limit)} tokens this month, and this job may use "
                 f"up to {_n(self.asked)} (its input and max_tokens): lower max_tokens, or use "
                 "the built-in extractive model, which is not metered"
+                + (
+                    f"; {_n(self.in_flight)} running job(s) hold reservations that their end "
+                    "gives back in part"
+                    if self.in_flight
+                    else ""
+                )
             ),
             QuotaName.GPU_SECONDS_PER_MONTH: (
-                f"{_n(self.used)} of {_n(self.limit)} GPU-seconds this month"
+                f"{_n(self.used)} of {_n(self.limit)} GPU-seconds this month: the built-in "
+                "extractive model does not use the GPU"
             ),
             QuotaName.CONCURRENT_JOBS: (
                 f"{_n(self.used)} of {_n(self.limit)} jobs queued or running: wait for one to end"
@@ -140,7 +148,15 @@ def check(
             continue
         asked = deltas.get(key, 0)
         if asked and used + asked > limit:
-            return _exceeded(quota, limit, used, asked, now)
+            exceeded = _exceeded(quota, limit, used, asked, now)
+            in_flight = totals.get("concurrent", 0)
+            if quota is QuotaName.TOKENS_PER_MONTH and in_flight > 0:
+                # Running jobs' reservations count as used until they end and are settled to
+                # what they used: trying again soon may well succeed.
+                return replace(
+                    exceeded, retry_after_s=CONCURRENCY_RETRY_AFTER_S, in_flight=in_flight
+                )
+            return exceeded
     return None
 
 
@@ -184,7 +200,7 @@ def roll(totals: Mapping[str, float], deltas: Mapping[str, float], now: datetime
     for key, amount in deltas.items():
         merged[key] = round(merged.get(key, 0) + amount, 6)
     oldest_day = (now.astimezone(UTC) - timedelta(days=_KEEP_DAYS)).strftime("%Y-%m-%d")
-    months = {month_key("", now - timedelta(days=31 * i))[1:] for i in range(_KEEP_MONTHS + 1)}
+    months = set(_recent_months(now, _KEEP_MONTHS + 1))
     kept: Counters = {}
     for key, value in merged.items():
         kind, _, period = key.partition(":")
@@ -194,6 +210,16 @@ def roll(totals: Mapping[str, float], deltas: Mapping[str, float], now: datetime
             continue
         kept[key] = value
     return kept
+
+
+def _recent_months(now: datetime, count: int) -> list[str]:
+    """'YYYY-MM' of this month and the `count - 1` before it, by the calendar."""
+    year, month = now.astimezone(UTC).year, now.astimezone(UTC).month
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return months
 
 
 def _n(value: float) -> str:

@@ -134,6 +134,16 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
 
 
+def _signature_bytes(value: str) -> bytes:
+    """The 64 signature bytes of `value`, which must be their one canonical base64url form:
+    base64 has spare bits in its last character, and a signature changed only there would
+    otherwise still decode to the same bytes and verify."""
+    raw = _b64decode(value)
+    if len(raw) != _SIGNATURE_BYTES or _b64url(raw) != value:
+        raise ValueError("not the canonical base64url of a 64-byte Ed25519 signature")
+    return raw
+
+
 # --- issuing and signing ------------------------------------------------------------------
 
 
@@ -217,7 +227,8 @@ def verify(
     except ValueError as exc:
         return _invalid(VerifyFailure.MALFORMED, f"not a receipt: {exc}", key_id, receipt_id)
     try:
-        key.verify(_b64decode(parsed.signature.value), data)
+        signature = _signature_bytes(parsed.signature.value)
+        key.verify(signature, data)
     except (InvalidSignature, binascii.Error, ValueError):
         return _invalid(
             VerifyFailure.BAD_SIGNATURE,

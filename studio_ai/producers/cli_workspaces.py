@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
@@ -99,6 +100,33 @@ def show_command(workspace: Annotated[str, typer.Argument(help="Workspace id.")]
     _print_plan(_run(run()))
 
 
+@workspaces_app.command("reconcile")
+def reconcile_command(workspace: Annotated[str, typer.Argument(help="Workspace id.")]) -> None:
+    """Settle the workspace's quota reservations that were left open (a job whose end was
+    never settled, or one that was never queued); report those still running."""
+    from studio_ai.adapters.mongo_store import MongoStore
+    from studio_ai.producers.quota_reconcile import Reconciled, reconcile_workspace
+
+    settings = Settings()
+
+    async def run() -> Reconciled:
+        validate_name("workspace", workspace)
+        store = MongoStore.connect(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        try:
+            return await reconcile_workspace(store, workspace)
+        finally:
+            await store.close()
+
+    report = _run(run())
+    err.print(
+        f"workspace {workspace!r}: {len(report.settled)} ended job(s) settled, "
+        f"{len(report.released)} never-queued job(s) released, {len(report.running)} still "
+        "queued or running"
+    )
+    for job_id in report.running:
+        console.print(job_id, highlight=False)
+
+
 @workspaces_app.command("plans")
 def plans_command() -> None:
     """The plans in the plans file (STUDIO_PLANS_PATH)."""
@@ -115,6 +143,11 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except DomainError as exc:
         raise _fail(exc.message) from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise _fail(problems) from exc
     except PyMongoError as exc:
         raise _fail(f"the store is not reachable (STUDIO_MONGO_URL): {exc}") from exc
     except KafkaError as exc:

@@ -5,6 +5,7 @@ queued, the usage report, and operators assigning plans.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ from studio_ai.schemas.plans import (
     WorkspacePlan,
 )
 
+log = logging.getLogger(__name__)
+
 _PLAN_CACHE_S = 1.0
 
 
@@ -50,7 +53,11 @@ async def plan_of(
     if assignment is None:
         return plans[default_plan]
     plan = plans.get(assignment.plan)
-    if plan is None:  # the plan was removed from the plans file since it was assigned
+    if plan is None:
+        log.warning(
+            "the workspace's plan is not in the plans file (any more); it gets the default plan",
+            extra={"workspace_id": workspace_id, "plan": assignment.plan, "default": default_plan},
+        )
         return plans[default_plan]
     return effective_plan(plan, assignment.overrides)
 
@@ -85,14 +92,24 @@ async def reserve(
     )
     if isinstance(appended, Exceeded):
         raise quota_problem(appended, plan)
+    assert appended is not None
     head, _ = appended
-    await state.store.quotas.record_reservation(
-        job_id,
-        caller.workspace_id,
-        deltas,
-        seq=head.seq,
-        meter={"tokens": metering.tokens, "gpu": metering.gpu},
-    )
+    try:
+        await state.store.quotas.record_reservation(
+            job_id,
+            caller.workspace_id,
+            deltas,
+            seq=head.seq,
+            meter={"tokens": metering.tokens, "gpu": metering.gpu},
+        )
+    except BaseException:
+        # Without its record the reservation could never be settled: take it back now.
+        await state.store.quotas.append(
+            caller.workspace_id,
+            f"release:{job_id}",
+            lambda _: {key: -amount for key, amount in deltas.items()},
+        )
+        raise
     return QuotaReservation(
         workspace_id=caller.workspace_id,
         deltas=deltas,
@@ -174,7 +191,9 @@ async def set_plan(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"the overrides do not make a valid plan: {problems}") from exc
-    user = by.user_id if isinstance(by, Caller) else by
+    # An operator is no member of the workspace: their id says where they come from, so it
+    # cannot be taken for one of the workspace's own users.
+    user = f"operator:{by.workspace_id}/{by.user_id}" if isinstance(by, Caller) else by
     assignment = WorkspacePlan(
         workspace_id=workspace_id,
         plan=request.plan,

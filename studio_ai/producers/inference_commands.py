@@ -22,13 +22,17 @@ from studio_ai.domain.inference_job import (
 )
 from studio_ai.domain.latency_stats import ModelStats, summarize_models
 from studio_ai.domain.model_installation import percent_done
+from studio_ai.domain.plans import check_model
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
+from studio_ai.producers.governance import workspace_plan
 from studio_ai.producers.job_admission import (
     catalog_for,
     check_known,
     default_model,
     live_pools,
 )
+from studio_ai.runtime.audit import audit_id_for, publish_audit
+from studio_ai.schemas.audit import AuditAction, AuditOutcome, InputRef
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import (
     InferenceCancelled,
@@ -87,6 +91,17 @@ async def cancel_job(
     # the stored row then publishes the very same event.
     now = datetime.now(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    try:
+        await _audit_cancel(state, caller, job, correlation_id)
+    except Exception as exc:
+        log.exception("could not publish the cancellation's audit record")
+        raise HttpProblem(
+            503,
+            "broker_unavailable",
+            "the event broker did not accept the cancellation's audit record; nothing was "
+            "changed, ask again",
+            {"Retry-After": "5"},
+        ) from exc
     await state.store.jobs.insert_cancellation(
         job.job_id, workspace_id=caller.workspace_id, requested_by=caller.user_id, requested_at=now
     )
@@ -111,6 +126,22 @@ async def cancel_job(
             {"Retry-After": "5"},
         ) from exc
     return CancelAccepted(job_id=job.job_id)
+
+
+async def _audit_cancel(
+    state: GatewayState, caller: Caller, job: InferenceJob, correlation_id: str
+) -> None:
+    await publish_audit(
+        state.publisher,
+        workspace_id=caller.workspace_id,
+        user_id=caller.user_id,
+        action=AuditAction.INFERENCE_CANCELLED,
+        outcome=AuditOutcome.ACCEPTED,
+        correlation_id=correlation_id,
+        model_id=job.model_id,
+        inputs_refs=[InputRef(ref=f"job:{job.job_id}")],
+        audit_id=audit_id_for(AuditAction.INFERENCE_CANCELLED, str(job.job_id)),
+    )
 
 
 def job_view(job: InferenceJob, *, cancel_requested: bool = False) -> JobView:
@@ -187,6 +218,8 @@ async def set_default(
 ) -> SelectorList:
     catalog = await catalog_for(state, caller)
     check_known(model_id, task, catalog)
+    plan = await workspace_plan(state, caller.workspace_id)
+    check_model(plan, state.plans, workspace_id=caller.workspace_id, model_id=model_id)
     if model_id != EXTRACTIVE_MODEL_ID:
         own = [e for e in catalog if e not in state.catalog]
         entry, _ = find_entry(model_id, state.catalog, own)

@@ -9,6 +9,7 @@ has its audit record.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -306,10 +307,13 @@ async def _admit(
         )
         entry = next((e for e in catalog if e.model_id == resolution.resolved_model_id), None)
         on_cpu = resolution.resolved_model_id == EXTRACTIVE_MODEL_ID
+        # Only the operator's catalog may declare a model free: a workspace admin's own entry
+        # saying so would switch its token quota off.
         free = on_cpu or (
             entry is not None
             and entry.pricing is not None
             and entry.pricing.basis is PricingBasis.FREE
+            and entry in state.catalog
         )
         quota = await reserve(
             state,
@@ -324,85 +328,92 @@ async def _admit(
             ),
             metering=Metering(tokens=not free, gpu=not on_cpu),
         )
-    payload = InferenceRequested(
-        job_id=job_id,
-        task=task,
-        text_task=text_task,
-        prompt=prompt,
-        context=context,
-        images=images,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        requested_model_id=model_id,
-        model_id=resolution.resolved_model_id,
-        fallback_reason=resolution.fallback_reason,
-        pool=resolution.pool,
-        target=_target(resolution, installations.get(resolution.resolved_model_id)),
-        pricing=entry.pricing if entry else None,
-        queued_at=datetime.now(UTC),
-        quota=quota,
-    )
-    event = Envelope[InferenceRequested](
-        event_type="ai.inference-requested",
-        correlation_id=correlation_id,
-        workspace_id=caller.workspace_id,
-        user_id=caller.user_id,
-        occurred_at=payload.queued_at,
-        payload=payload,
-    )
-    job = admitted_job(
-        payload,
-        workspace_id=caller.workspace_id,
-        user_id=caller.user_id,
-        context_refs=context_refs or [],
-        image_refs=image_refs or [],
-    )
-    for image in images:
-        recorded = await state.store.images.record_use(
-            image.image_id, str(payload.job_id), workspace_id=caller.workspace_id
+    try:
+        payload = InferenceRequested(
+            job_id=job_id,
+            task=task,
+            text_task=text_task,
+            prompt=prompt,
+            context=context,
+            images=images,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            requested_model_id=model_id,
+            model_id=resolution.resolved_model_id,
+            fallback_reason=resolution.fallback_reason,
+            pool=resolution.pool,
+            target=_target(resolution, installations.get(resolution.resolved_model_id)),
+            pricing=entry.pricing if entry else None,
+            queued_at=datetime.now(UTC),
+            quota=quota,
         )
-        if not recorded:
-            await state.store.images.end_use(str(payload.job_id), [i.image_id for i in images])
+        event = Envelope[InferenceRequested](
+            event_type="ai.inference-requested",
+            correlation_id=correlation_id,
+            workspace_id=caller.workspace_id,
+            user_id=caller.user_id,
+            occurred_at=payload.queued_at,
+            payload=payload,
+        )
+        job = admitted_job(
+            payload,
+            workspace_id=caller.workspace_id,
+            user_id=caller.user_id,
+            context_refs=context_refs or [],
+            image_refs=image_refs or [],
+        )
+        for image in images:
+            recorded = await state.store.images.record_use(
+                image.image_id, str(payload.job_id), workspace_id=caller.workspace_id
+            )
+            if not recorded:
+                await state.store.images.end_use(str(payload.job_id), [i.image_id for i in images])
+                await release(state.store, job_id, Outcome.FAILED)
+                raise HttpProblem(
+                    410,
+                    "image_gone",
+                    f"image {image.image_id} was deleted while the job was being admitted; upload "
+                    "it again with POST /images",
+                )
+        topic = inference_requested(resolution.pool)
+        try:
+            await state.store.jobs.insert_job(job)
+        except Exception:
+            await _end_image_uses(state, payload)
+            await release(state.store, job_id, Outcome.FAILED)
+            raise
+        try:
+            await _audit_inference(
+                state,
+                caller,
+                correlation_id,
+                AuditOutcome.ACCEPTED,
+                model_id=resolution.resolved_model_id,
+                inputs=[InputRef(ref=f"job:{job_id}"), *inputs],
+                reason=resolution.fallback_reason,
+                audit_id=audit_id_for(AuditAction.INFERENCE_REQUESTED, str(job_id)),
+            )
+            if topic.name not in state.known_topics:
+                await ensure_topics(state.settings, [topic])
+                state.known_topics.add(topic.name)
+            await state.publisher.publish(topic, event, key=str(payload.job_id))
+        except Exception as exc:
+            log.exception("could not publish the inference request")
+            await _fail_unqueued(state, event, f"{type(exc).__name__}")
+            await _end_image_uses(state, payload)
             await release(state.store, job_id, Outcome.FAILED)
             raise HttpProblem(
-                410,
-                "image_gone",
-                f"image {image.image_id} was deleted while the job was being admitted; upload "
-                "it again with POST /images",
-            )
-    topic = inference_requested(resolution.pool)
-    try:
-        await state.store.jobs.insert_job(job)
-    except Exception:
-        await _end_image_uses(state, payload)
-        await release(state.store, job_id, Outcome.FAILED)
+                503,
+                "broker_unavailable",
+                "the job could not be queued (the event broker did not accept it); try again",
+                {"Retry-After": "5"},
+            ) from exc
+    except BaseException:
+        # Whatever stopped the job from being queued, its reservation goes back (once per job:
+        # the paths above that already gave it back make this a no-op).
+        with contextlib.suppress(Exception):
+            await release(state.store, job_id, Outcome.FAILED)
         raise
-    try:
-        await _audit_inference(
-            state,
-            caller,
-            correlation_id,
-            AuditOutcome.ACCEPTED,
-            model_id=resolution.resolved_model_id,
-            inputs=[InputRef(ref=f"job:{job_id}"), *inputs],
-            reason=resolution.fallback_reason,
-            audit_id=audit_id_for(AuditAction.INFERENCE_REQUESTED, str(job_id)),
-        )
-        if topic.name not in state.known_topics:
-            await ensure_topics(state.settings, [topic])
-            state.known_topics.add(topic.name)
-        await state.publisher.publish(topic, event, key=str(payload.job_id))
-    except Exception as exc:
-        log.exception("could not publish the inference request")
-        await _fail_unqueued(state, event, f"{type(exc).__name__}")
-        await _end_image_uses(state, payload)
-        await release(state.store, job_id, Outcome.FAILED)
-        raise HttpProblem(
-            503,
-            "broker_unavailable",
-            "the job could not be queued (the event broker did not accept it); try again",
-            {"Retry-After": "5"},
-        ) from exc
     links = f"/ai/jobs/{payload.job_id}"
     return JobAccepted(
         job_id=payload.job_id,

@@ -36,17 +36,8 @@ async def create_api_key(
     key = new_api_key()
     key_hash = hash_api_key(key)
     key_id = key_id_of(key_hash)
-    await store.insert_api_key(
-        {
-            "key_hash": key_hash,
-            "key_id": key_id,
-            "workspace_id": workspace_id,
-            "user_id": user_id,
-            "role": role.value,
-            "created_at": datetime.now(UTC),
-            "revoked": False,
-        }
-    )
+    # Audited first: a key that exists always has its record (a record of a key whose insert
+    # then failed does less harm than a live key nobody recorded).
     try:
         await publish_audit(
             publisher,
@@ -60,6 +51,16 @@ async def create_api_key(
             audit_id=audit_id_for(AuditAction.KEY_CREATED, key_id),
         )
     except Exception as exc:
-        await store.delete_api_key(key_hash)
         raise KeyNotAudited(f"{type(exc).__name__}: {exc}") from exc
+    await store.insert_api_key(
+        {
+            "key_hash": key_hash,
+            "key_id": key_id,
+            "workspace_id": workspace_id,
+            "user_id": user_id,
+            "role": role.value,
+            "created_at": datetime.now(UTC),
+            "revoked": False,
+        }
+    )
     return key_id, key

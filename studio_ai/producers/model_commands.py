@@ -26,7 +26,9 @@ from studio_ai.domain.model_installation import (
     refuse_if_busy,
     start_download,
 )
+from studio_ai.domain.plans import check_model
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
+from studio_ai.producers.governance import workspace_plan
 from studio_ai.runtime.audit import audit_id_for, publish_audit
 from studio_ai.schemas.api import (
     DownloadAccepted,
@@ -102,6 +104,8 @@ async def request_download(
     if request.revision is not None:
         validate_revision(request.revision)
     entry, _ = find_entry(request.model_id, *await workspace_catalog(state, caller))
+    plan = await workspace_plan(state, caller.workspace_id)
+    check_model(plan, state.plans, workspace_id=caller.workspace_id, model_id=entry.model_id)
     check_transport_configured(state, request.transport)
     dir_name = model_dir_name(entry.model_id)
     payload = ModelDownloadRequested(

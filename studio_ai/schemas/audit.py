@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class AuditAction(StrEnum):
     INFERENCE_REQUESTED = "inference.requested"
+    INFERENCE_CANCELLED = "inference.cancelled"
     MODEL_INSTALL_REQUESTED = "model.install_requested"
     MODEL_INSTALL_CANCELLED = "model.install_cancelled"
     IMAGE_UPLOADED = "image.uploaded"

@@ -93,3 +93,91 @@ def test_a_job_is_settled_once_whichever_events_and_processes_race() -> None:
     assert totals["concurrent"] == 0
     # Whichever outcome won, the tokens are either what the job used or all given back.
     assert totals[f"tokens:{month}"] in (40, 0)
+
+
+def test_a_cancellation_after_the_job_completed_charges_what_the_job_used() -> None:
+    """The meter settles from the job's recorded outcome, not from the event's topic."""
+    from studio_ai.consumers.usage_meter.settle_outcome import settle_recorded_outcome
+    from studio_ai.schemas.envelope import Envelope
+    from studio_ai.schemas.inference import (
+        EngineName,
+        InferenceCancelled,
+        InferenceCompleted,
+        JobTimings,
+        Usage,
+    )
+
+    async def scenario() -> tuple[dict[str, float], str]:
+        database = f"ledger_{uuid.uuid4().hex[:8]}"
+        store = MongoStore.connect(mongo_url(), database)
+        try:
+            assert await _admit(store, "ws", Quotas())
+            job_id = uuid.UUID((await store.db.quota_reservations.find_one({}))["_id"])
+            completed = Envelope[InferenceCompleted](
+                event_type="ai.inference-completed",
+                correlation_id="c",
+                workspace_id="ws",
+                user_id="u",
+                payload=InferenceCompleted(
+                    job_id=job_id,
+                    text="done",
+                    finish_reason="stop",
+                    usage=Usage(prompt_tokens=30, completion_tokens=10),
+                    timings=JobTimings(),
+                    model_id="m",
+                    engine=EngineName.VLLM,
+                    pool="p",
+                    worker_id="w",
+                    gpu_seconds=1.5,
+                ),
+            )
+            await store.jobs.claim_outcome(
+                job_id,
+                {
+                    "kind": "completed",
+                    "workspace_id": "ws",
+                    "terminal": completed.model_dump_json(),
+                },
+            )
+            cancelled = Envelope[InferenceCancelled](
+                event_type="ai.inference-cancelled",
+                correlation_id="c",
+                workspace_id="ws",
+                user_id="u",
+                payload=InferenceCancelled(job_id=job_id, cancelled_at=datetime.now(UTC)),
+            )
+            # The cancellation is handled first, then the completion (topics race).
+            await settle_recorded_outcome(store, cancelled)
+            await settle_recorded_outcome(store, completed)
+            outcome = await store.jobs.get_outcome(job_id)
+            assert outcome is not None
+            return dict(await store.quotas.totals("ws")), outcome["kind"]
+        finally:
+            await store.close()
+
+    totals, kind = asyncio.run(scenario())
+    month = datetime.now(UTC).strftime("%Y-%m")
+    day = "jobs:" + datetime.now(UTC).strftime("%Y-%m-%d")
+    assert kind == "completed"
+    assert totals[f"tokens:{month}"] == 40 and totals[f"gpu_s:{month}"] == 1.5
+    assert totals[day] == 1 and totals["concurrent"] == 0
+
+
+def test_reconcile_gives_back_a_reservation_whose_job_was_never_queued() -> None:
+    from studio_ai.producers.quota_reconcile import reconcile_workspace
+
+    async def scenario() -> tuple[float, float, list[str]]:
+        database = f"ledger_{uuid.uuid4().hex[:8]}"
+        store = MongoStore.connect(mongo_url(), database)
+        try:
+            assert await _admit(store, "ws", Quotas())  # reserved, but no job was ever stored
+            held = (await store.quotas.totals("ws"))["concurrent"]
+            report = await reconcile_workspace(store, "ws")
+            again = await reconcile_workspace(store, "ws")
+            assert not again.released and not again.settled
+            return held, (await store.quotas.totals("ws"))["concurrent"], report.released
+        finally:
+            await store.close()
+
+    held, after, released = asyncio.run(scenario())
+    assert (held, after, len(released)) == (1, 0, 1)

@@ -1,9 +1,14 @@
 """Consumer group `usage-meter`: settles each job's quota reservation when the job ends.
 
-ai.inference-completed charges the tokens and GPU-seconds the job used (in place of its
-reservation); ai.inference-failed and ai.inference-cancelled give the reservation back.
-Idempotency: a job's settlement is claimed with a unique insert, so the first terminal event
-settles it and duplicates, republished events and replays change nothing.
+A job is settled from its one recorded outcome (job_outcomes, claimed with a unique insert by
+whoever ends the job), not from the topic an event came on, so the ledger agrees with what the
+worker did: a completed job is charged the tokens and GPU-seconds it used, a failed or
+cancelled one gives its reservation back. A caller's cancellation of a job that no worker has
+ended yet is claimed here as the job's outcome (the worker then republishes it instead of
+running the job, as when it finds the cancellation itself).
+
+Idempotency: a job's settlement is claimed with a unique insert, so duplicates, republished
+events and replays change nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from faststream.kafka import KafkaRouter
 
 from studio_ai.consumers.deps import ConsumerDeps
 from studio_ai.consumers.subscriber import group_subscriber
-from studio_ai.domain.quotas import Outcome
+from studio_ai.consumers.usage_meter.settle_outcome import settle_recorded_outcome
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import InferenceCancelled, InferenceCompleted, InferenceFailed
 from studio_ai.schemas.topics import INFERENCE_CANCELLED, INFERENCE_COMPLETED, INFERENCE_FAILED
@@ -22,26 +27,19 @@ GROUP = "usage-meter"
 
 def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
     router = KafkaRouter()
-    ledger = deps.store.quotas
-
+    store = deps.store
     subscriber = group_subscriber(router, group_id)
 
     @subscriber(INFERENCE_COMPLETED.name)
     async def on_completed(event: Envelope[InferenceCompleted]) -> None:
-        usage = event.payload.usage
-        await ledger.settle_job(
-            event.payload.job_id,
-            Outcome.COMPLETED,
-            tokens_used=usage.prompt_tokens + usage.completion_tokens,
-            gpu_seconds=event.payload.gpu_seconds,
-        )
+        await settle_recorded_outcome(store, event)
 
     @subscriber(INFERENCE_FAILED.name)
     async def on_failed(event: Envelope[InferenceFailed]) -> None:
-        await ledger.settle_job(event.payload.job_id, Outcome.FAILED)
+        await settle_recorded_outcome(store, event)
 
     @subscriber(INFERENCE_CANCELLED.name)
     async def on_cancelled(event: Envelope[InferenceCancelled]) -> None:
-        await ledger.settle_job(event.payload.job_id, Outcome.CANCELLED)
+        await settle_recorded_outcome(store, event)
 
     return router

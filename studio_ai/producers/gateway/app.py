@@ -29,6 +29,7 @@ from studio_ai.producers.gateway.routers import (
 )
 from studio_ai.runtime.broker import EventPublisher, ensure_topics, new_broker
 from studio_ai.runtime.catalog_files import load_catalog
+from studio_ai.runtime.delivery import TransientError
 from studio_ai.runtime.logging import correlation_id_var
 from studio_ai.runtime.metrics import GatewayMetrics
 from studio_ai.runtime.plans_file import load_plans
@@ -130,6 +131,15 @@ def create_app(settings: Settings) -> FastAPI:
             {"error": "store_unavailable", "detail": "the store is not answering; try again"},
             status_code=503,
             headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(TransientError)
+    async def busy(_: Request, exc: TransientError) -> JSONResponse:
+        log.warning("transient failure answered 503", extra={"error": repr(exc)})
+        return JSONResponse(
+            {"error": "busy", "detail": f"{exc}; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(StoreConflict)

@@ -134,3 +134,21 @@ def test_counters_of_long_past_periods_are_dropped() -> None:
 def test_months_reset_at_the_first() -> None:
     december = datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
     assert resets_at(QuotaName.TOKENS_PER_MONTH, december) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_early_in_a_month_last_months_counters_are_kept() -> None:
+    march_first = datetime(2026, 3, 1, 0, 5, tzinfo=UTC)
+    assert roll({"tokens:2026-02": 5, "gpu_s:2026-01": 2}, {}, march_first) == {
+        "tokens:2026-02": 5,
+        "gpu_s:2026-01": 2,
+    }
+
+
+def test_tokens_held_by_running_jobs_ask_for_a_short_retry() -> None:
+    quotas = Quotas(tokens_per_month=1000)
+    deltas = reservation(NOW, tokens=600, metering=GPU_MODEL)
+    exceeded = check(
+        {"tokens:2026-11": 500, "concurrent": 2}, deltas, quotas, NOW, metering=GPU_MODEL
+    )
+    assert exceeded is not None and exceeded.retry_after_s == 5
+    assert "2 running job(s) hold reservations" in exceeded.message("pro")

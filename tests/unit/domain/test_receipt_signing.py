@@ -341,3 +341,22 @@ def test_a_bad_keyring_says_which_key_is_wrong() -> None:
         build_keyring(base64.b64encode(RFC_SEED).decode(), "k1", [clash])
     with pytest.raises(KeyConfigError, match="key id"):
         build_keyring(base64.b64encode(RFC_SEED).decode(), "bad id!", [])
+
+
+def test_a_signature_changed_only_in_its_spare_bits_is_refused() -> None:
+    """The last base64url character of a 64-byte signature carries 4 unused bits; any other
+    spelling of the signature must fail, not decode to the same bytes."""
+    import string
+
+    from studio_ai.domain import receipts as rc
+
+    key = rc.Ed25519PrivateKey.generate()
+    signature = key.sign(b"x")
+    value = rc._b64url(signature)
+    alphabet = string.ascii_letters + string.digits + "-_"
+    for variant in (value[:-1] + c for c in alphabet if c != value[-1]):
+        try:
+            decoded = rc._signature_bytes(variant)
+        except ValueError:
+            continue
+        assert decoded != signature, f"{variant!r} decodes to the signature of {value!r}"

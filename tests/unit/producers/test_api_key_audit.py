@@ -18,9 +18,6 @@ class Keys:
     async def insert_api_key(self, document: dict[str, Any]) -> None:
         self.docs[document["key_hash"]] = document
 
-    async def delete_api_key(self, key_hash: str) -> None:
-        self.docs.pop(key_hash, None)
-
 
 class Publisher:
     def __init__(self, fail: bool = False) -> None:
