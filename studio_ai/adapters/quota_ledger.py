@@ -28,7 +28,8 @@ from pymongo.errors import DuplicateKeyError
 
 from studio_ai.domain.quotas import Counters, Exceeded, Metering, Outcome, roll, settlement
 from studio_ai.runtime.delivery import TransientError
-from studio_ai.schemas.inference import QuotaReservation
+from studio_ai.schemas.envelope import Envelope
+from studio_ai.schemas.inference import InferenceCompleted, QuotaReservation
 
 log = logging.getLogger(__name__)
 
@@ -179,28 +180,39 @@ class QuotaLedger:
     async def get_reservation(self, job_id: uuid.UUID) -> Document | None:
         return await self._reservations.find_one({"_id": str(job_id)})
 
-    async def settle(
+    async def settle_job(
         self,
         job_id: uuid.UUID,
-        deltas_for: Callable[[Document], Counters],
+        outcome: Outcome,
         *,
-        outcome: str,
-        reservation: Document | None = None,
+        tokens_used: int = 0,
+        gpu_seconds: float = 0.0,
+        reservation: QuotaReservation | None = None,
     ) -> bool:
-        """Apply a job's settlement once. `deltas_for(reservation)` computes it (the stored
-        reservation unless the caller has it). False when the job reserved nothing (admitted
-        before quotas, or already settled)."""
-        if reservation is None:
-            reservation = await self.get_reservation(job_id)
-        if reservation is None:
+        """Turn a job's reservation into its charge (completed) or give it back (failed,
+        cancelled); once per job, whichever terminal event comes first. `reservation` saves
+        reading the stored one. False when the job reserved nothing (admitted before quotas)
+        or was settled already."""
+        reserved: Document | None = (
+            {
+                "workspace_id": reservation.workspace_id,
+                "deltas": reservation.deltas,
+                "meter": {"tokens": reservation.tokens_metered, "gpu": reservation.gpu_metered},
+            }
+            if reservation is not None
+            else await self.get_reservation(job_id)
+        )
+        if reserved is None:
             return False
-        workspace_id = reservation["workspace_id"]
+        workspace_id = reserved["workspace_id"]
         ref = f"settle:{job_id}"
-        head = await self.head(workspace_id)
+        # Any head this process saw will do: the entry is appended after the claim, so it lies
+        # after that head whichever it was.
+        head = self._heads.get(workspace_id) or await self.head(workspace_id)
         claim = {
             "_id": str(job_id),
             "workspace_id": workspace_id,
-            "outcome": outcome,
+            "outcome": outcome.value,
             "after_seq": head.seq,
             "claimed_at": datetime.now(UTC),
             "entry_seq": None,
@@ -216,7 +228,14 @@ class QuotaLedger:
             # entry, if any, lies after the head it saw; the append below checks for it.
             claim["after_seq"] = existing["after_seq"]
             takeover = True
-        deltas = deltas_for(reservation)
+        meter = reserved.get("meter") or {}
+        deltas = settlement(
+            reserved["deltas"],
+            outcome,
+            tokens_used=tokens_used,
+            gpu_seconds=gpu_seconds,
+            metering=Metering(tokens=bool(meter.get("tokens")), gpu=bool(meter.get("gpu"))),
+        )
         appended = await self.append(
             workspace_id,
             ref,
@@ -231,38 +250,27 @@ class QuotaLedger:
         )
         return appended is not None
 
-    async def settle_job(
+    async def settle_outcome(
         self,
         job_id: uuid.UUID,
-        outcome: Outcome,
+        outcome: Document,
         *,
-        tokens_used: int = 0,
-        gpu_seconds: float = 0.0,
         reservation: QuotaReservation | None = None,
     ) -> bool:
-        """Turn a job's reservation into its charge (completed) or give it back (failed,
-        cancelled); once per job, whichever terminal event comes first."""
-
-        def deltas_for(reserved: Document) -> Counters:
-            meter = reserved.get("meter") or {}
-            return settlement(
-                reserved["deltas"],
-                outcome,
-                tokens_used=tokens_used,
-                gpu_seconds=gpu_seconds,
-                metering=Metering(tokens=bool(meter.get("tokens")), gpu=bool(meter.get("gpu"))),
+        """Settle a job by its recorded outcome (a job_outcomes document): a completed job is
+        charged what its terminal event says it used; any other outcome gives all back."""
+        kind = outcome.get("kind")
+        if kind == "completed" and outcome.get("terminal"):
+            done = Envelope[InferenceCompleted].model_validate_json(outcome["terminal"]).payload
+            return await self.settle_job(
+                job_id,
+                Outcome.COMPLETED,
+                tokens_used=done.usage.prompt_tokens + done.usage.completion_tokens,
+                gpu_seconds=done.gpu_seconds,
+                reservation=reservation,
             )
-
-        known = (
-            {
-                "workspace_id": reservation.workspace_id,
-                "deltas": reservation.deltas,
-                "meter": {"tokens": reservation.tokens_metered, "gpu": reservation.gpu_metered},
-            }
-            if reservation is not None
-            else None
-        )
-        return await self.settle(job_id, deltas_for, outcome=outcome.value, reservation=known)
+        ended = Outcome.CANCELLED if kind == "cancelled" else Outcome.FAILED
+        return await self.settle_job(job_id, ended, reservation=reservation)
 
     async def _wait_for_settlement(self, job_id: uuid.UUID) -> Document:
         """The settlement claim of `job_id`, once it is finished or too old to be in progress."""

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 
 from studio_ai.adapters.mongo_store import MongoStore
 from studio_ai.domain.quotas import Outcome
-from studio_ai.schemas.envelope import Envelope
-from studio_ai.schemas.inference import InferenceCompleted
 
 
 @dataclass
@@ -31,20 +29,7 @@ async def reconcile_workspace(store: MongoStore, workspace_id: str) -> Reconcile
         job_id = uuid.UUID(reservation["_id"])
         outcome = await store.jobs.get_outcome(job_id)
         if outcome is not None:
-            kind = outcome.get("kind")
-            if kind == "completed" and outcome.get("terminal"):
-                done = Envelope[InferenceCompleted].model_validate_json(outcome["terminal"])
-                usage = done.payload.usage
-                await store.quotas.settle_job(
-                    job_id,
-                    Outcome.COMPLETED,
-                    tokens_used=usage.prompt_tokens + usage.completion_tokens,
-                    gpu_seconds=done.payload.gpu_seconds,
-                )
-            else:
-                await store.quotas.settle_job(
-                    job_id, Outcome.CANCELLED if kind == "cancelled" else Outcome.FAILED
-                )
+            await store.quotas.settle_outcome(job_id, outcome)
             report.settled.append(str(job_id))
         elif await store.jobs.get_job(job_id) is None:
             await store.quotas.settle_job(job_id, Outcome.FAILED)

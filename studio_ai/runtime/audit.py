@@ -7,7 +7,6 @@ id (a job, an image), so a retried publish is kept once by the audit recorder.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -23,10 +22,6 @@ _AUDIT_NAMESPACE = uuid.UUID("0b5d3f4e-39c1-4c55-9a57-5f3a0d0c2b61")
 def audit_id_for(action: AuditAction, subject: str) -> uuid.UUID:
     """The one audit id of `action` on `subject` (a job id, an image id ...)."""
     return uuid.uuid5(_AUDIT_NAMESPACE, f"{action.value}:{subject}")
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def audit_event(

@@ -34,7 +34,6 @@ from studio_ai.domain.errors import DomainError
 from studio_ai.domain.extractive import Source
 from studio_ai.domain.inference_cost import gpu_seconds_share, job_cost
 from studio_ai.domain.inference_job import cancellation_event_id
-from studio_ai.domain.quotas import Outcome
 from studio_ai.domain.task_prompts import build_messages
 from studio_ai.runtime.broker import EventPublisher
 from studio_ai.runtime.delivery import TRANSIENT_ERRORS, failure_reason
@@ -478,9 +477,9 @@ class JobRunner:
         kind = outcome.get("kind")
         if not outcome.get("terminal"):
             return  # an outcome recorded by an older version: nothing to publish
+        await self._settle(quota, outcome)
         if kind == "cancelled":
             cancelled = Envelope[InferenceCancelled].model_validate_json(outcome["terminal"])
-            await self._settle(quota, cancelled.payload.job_id, Outcome.CANCELLED)
             await self.publisher.publish(
                 INFERENCE_CANCELLED, cancelled, key=str(cancelled.payload.job_id)
             )
@@ -493,17 +492,6 @@ class JobRunner:
             terminal = Envelope[InferenceFailed].model_validate_json(outcome["terminal"])
             topic = INFERENCE_FAILED
         job_id = str(terminal.payload.job_id)
-        if isinstance(terminal.payload, InferenceCompleted):
-            usage = terminal.payload.usage
-            await self._settle(
-                quota,
-                terminal.payload.job_id,
-                Outcome.COMPLETED,
-                tokens_used=usage.prompt_tokens + usage.completion_tokens,
-                gpu_seconds=terminal.payload.gpu_seconds,
-            )
-        else:
-            await self._settle(quota, terminal.payload.job_id, Outcome.FAILED)
         if not outcome.get("metrics"):  # failed at the gateway: it never ran
             await self.publisher.publish(topic, terminal, key=job_id)
             return
@@ -517,34 +505,23 @@ class JobRunner:
             outcome["counted"] = True
             self._observe(record)
 
-    async def _settle(
-        self,
-        quota: QuotaReservation | None,
-        job_id: uuid.UUID,
-        outcome: Outcome,
-        *,
-        tokens_used: int = 0,
-        gpu_seconds: float = 0,
-    ) -> None:
-        """Settle the job's quota reservation before its end is announced, so a caller who sees
-        the job end has its concurrency slot back. Only for workspaces with a concurrency
-        limit: the others lose nothing by waiting for the usage-meter consumer, which settles
-        every job from the events (once per job), so a failure here only delays it."""
+    async def _settle(self, quota: QuotaReservation | None, outcome: dict[str, Any]) -> None:
+        """Settle the job's quota reservation by its outcome before its end is announced, so a
+        caller who sees the job end has its concurrency slot back. Only for workspaces with a
+        concurrency limit: the others lose nothing by waiting for the usage-meter consumer,
+        which settles every job from the events (once per job), so a failure here only
+        delays it."""
         if quota is None or not quota.settle_at_end:
             return
         try:
-            await self.store.quotas.settle_job(
-                job_id,
-                outcome,
-                tokens_used=tokens_used,
-                gpu_seconds=gpu_seconds,
-                reservation=quota,
+            await self.store.quotas.settle_outcome(
+                uuid.UUID(outcome["_id"]), outcome, reservation=quota
             )
         except Exception:
             log.warning(
                 "could not settle the job's quota here; the usage meter will",
                 exc_info=True,
-                extra={"job_id": str(job_id)},
+                extra={"job_id": outcome.get("_id")},
             )
 
     def _observe(self, record: InferenceMetrics) -> None:
