@@ -25,6 +25,7 @@ from studio_ai.adapters.job_store import JobStore
 from studio_ai.adapters.plan_store import PlanStore
 from studio_ai.adapters.quota_ledger import QuotaLedger
 from studio_ai.adapters.receipt_store import ReceiptStore
+from studio_ai.adapters.research_store import ResearchStore
 from studio_ai.domain.model_installation import ModelInstallation
 from studio_ai.runtime.delivery import TransientError
 from studio_ai.schemas.models import CatalogEntry
@@ -56,6 +57,7 @@ class MongoStore:
         self.receipts = ReceiptStore(self.db)
         self.plans = PlanStore(self.db)
         self.quotas = QuotaLedger(self.db)
+        self.research = ResearchStore(self.db)
 
     @classmethod
     def connect(cls, url: str, database: str, *, timeout_ms: int = 5000) -> MongoStore:
@@ -87,6 +89,7 @@ class MongoStore:
         await self.audit.ensure_indexes()
         await self.receipts.ensure_indexes()
         await self.quotas.ensure_indexes()
+        await self.research.ensure_indexes()
 
     # --- API keys -------------------------------------------------------------------------
 

@@ -17,8 +17,10 @@ from studio_ai.adapters.mongo_store import MongoStore
 from studio_ai.consumers import (
     audit_recorder,
     downloader,
+    insights_worker,
     job_projector,
     model_projector,
+    session_projector,
     usage_meter,
 )
 from studio_ai.consumers.deps import ConsumerDeps
@@ -35,6 +37,8 @@ GROUPS: dict[str, Callable[..., KafkaRouter]] = {
     metrics_recorder.GROUP: metrics_recorder.build_router,
     audit_recorder.GROUP: audit_recorder.build_router,
     usage_meter.GROUP: usage_meter.build_router,
+    insights_worker.GROUP: insights_worker.build_router,
+    session_projector.GROUP: session_projector.build_router,
 }
 
 
@@ -48,6 +52,13 @@ class ConsumerApp:
     store: MongoStore
     registry: CollectorRegistry
     groups: list[str]
+    deps: ConsumerDeps
+
+    async def close(self) -> None:
+        """After the broker stopped: what the groups opened, then the store."""
+        for close in self.deps.closers:
+            await close()
+        await self.store.close()
 
 
 def create_consumer_app(
@@ -76,4 +87,4 @@ def create_consumer_app(
     for group in groups:
         group_id = (group_ids or {}).get(group, settings.consumer_group_prefix + group)
         broker.include_router(GROUPS[group](deps, group_id=group_id))
-    return ConsumerApp(broker=broker, store=store, registry=registry, groups=groups)
+    return ConsumerApp(broker=broker, store=store, registry=registry, groups=groups, deps=deps)

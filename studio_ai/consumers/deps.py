@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from studio_ai.adapters.model_download import ModelDownloader
 from studio_ai.adapters.mongo_store import MongoStore
@@ -16,3 +17,5 @@ class ConsumerDeps:
     store: MongoStore
     publisher: EventPublisher
     downloader: ModelDownloader
+    # What a group opened for the process's life (engines, HTTP clients): closed at shutdown.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -66,4 +66,4 @@ async def run_consumers(
         server.should_exit = True
         await app.broker.stop()
         await server_task
-        await app.store.close()
+        await app.close()

@@ -210,7 +210,7 @@ _STOP_WORDS = _word_set(
 )
 # Words that shape a question without saying what it is about.
 _QUESTION_FILLERS = _word_set(
-    "describe explain find found give know kind list mean means meant please show tell type "
+    "describe explain find found give given know kind list mean means meant please show tell type "
     "use used uses using"
 )
 _TOKEN = re.compile(r"[^\W_]+")

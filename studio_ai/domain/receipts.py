@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,7 @@ from studio_ai.schemas.inference import JobStatus
 from studio_ai.schemas.receipts import (
     KEY_ID_PATTERN,
     RECEIPT_ID_PATTERN,
+    Citation,
     Jwks,
     PublicJwk,
     Receipt,
@@ -160,9 +161,15 @@ def check_issuable(job: InferenceJob) -> str:
 
 
 def receipt_body_for(
-    job: InferenceJob, *, receipt_id: str, issued_by: str, created_at: datetime
+    job: InferenceJob,
+    *,
+    receipt_id: str,
+    issued_by: str,
+    created_at: datetime,
+    citations: Sequence[Citation] = (),
 ) -> ReceiptBody:
-    """The unsigned receipt of a completed job."""
+    """The unsigned receipt of a completed job (`citations`: the research sources its output
+    cites, for an insights job)."""
     return ReceiptBody(
         receipt_id=receipt_id,
         job_id=job.job_id,
@@ -175,7 +182,7 @@ def receipt_body_for(
         engine=job.engine.value,
         inputs=list(job.inputs),
         output_sha256=output_sha256(check_issuable(job)),
-        citations=[],
+        citations=list(citations),
         created_at=created_at,
     )
 

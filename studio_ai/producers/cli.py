@@ -19,6 +19,7 @@ from studio_ai.domain.errors import DomainError
 from studio_ai.domain.identity import Role, validate_name
 from studio_ai.producers.cli_audit import audit_app
 from studio_ai.producers.cli_receipts import receipts_app
+from studio_ai.producers.cli_research import research_app
 from studio_ai.producers.cli_workspaces import workspaces_app
 from studio_ai.producers.client import ApiError, StudioClient
 from studio_ai.runtime.settings import Settings
@@ -41,6 +42,7 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(audit_app, name="audit")
 app.add_typer(receipts_app, name="receipts")
 app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(research_app, name="research")
 
 console = Console()
 err = Console(stderr=True)

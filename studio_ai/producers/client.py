@@ -11,6 +11,12 @@ from pydantic import BaseModel
 
 from studio_ai.schemas.api import DownloadAccepted, DownloadCancelAccepted, ModelList, ModelView
 from studio_ai.schemas.inference_api import CancelAccepted, JobAccepted, JobView
+from studio_ai.schemas.research_api import (
+    AttachResult,
+    InsightsAccepted,
+    SessionPage,
+    SessionView,
+)
 
 V = TypeVar("V", bound=BaseModel)
 
@@ -42,12 +48,7 @@ class StudioClient:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"error": "http_error", "detail": response.text[:500]}
-            raise ApiError(response.status_code, body.get("error", "error"), body.get("detail", ""))
+        self._raise_for(response)
         return response.json()
 
     def list_models(self) -> ModelList:
@@ -108,3 +109,54 @@ class StudioClient:
     def follow_job(self, job_id: str) -> Iterator[tuple[str, JobView]]:
         """(event, job) pairs from the SSE stream until the job ends."""
         return self._follow(f"/ai/jobs/{job_id}/events", JobView)
+
+    # --- research sessions -----------------------------------------------------------------
+
+    def create_session(
+        self, title: str, *, query: str | None = None, providers: list[str] | None = None
+    ) -> SessionView:
+        body: dict[str, Any] = {"title": title, "query": query}
+        if providers:
+            body["providers"] = providers
+        return SessionView.model_validate(self._call("POST", "/research/sessions", json=body))
+
+    def list_sessions(self, *, limit: int = 20, cursor: str | None = None) -> SessionPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return SessionPage.model_validate(self._call("GET", "/research/sessions", params=params))
+
+    def get_session(self, session_id: str) -> SessionView:
+        return SessionView.model_validate(self._call("GET", f"/research/sessions/{session_id}"))
+
+    def attach(self, session_id: str, body: dict[str, Any]) -> AttachResult:
+        return AttachResult.model_validate(
+            self._call("POST", f"/research/sessions/{session_id}/attach", json=body)
+        )
+
+    def detach(self, session_id: str, source_id: str) -> None:
+        self._call_no_body("DELETE", f"/research/sessions/{session_id}/sources/{source_id}")
+
+    def generate_insights(self, session_id: str, body: dict[str, Any]) -> InsightsAccepted:
+        return InsightsAccepted.model_validate(
+            self._call("POST", f"/research/sessions/{session_id}/generate-insights", json=body)
+        )
+
+    def export_session(self, session_id: str) -> str:
+        response = self._http.get(
+            f"/research/sessions/{session_id}/export", params={"format": "markdown"}
+        )
+        self._raise_for(response)
+        return response.text
+
+    def _call_no_body(self, method: str, path: str) -> None:
+        self._raise_for(self._http.request(method, path))
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"error": "http_error", "detail": response.text[:500]}
+            raise ApiError(response.status_code, body.get("error", "error"), body.get("detail", ""))

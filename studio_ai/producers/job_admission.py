@@ -59,6 +59,7 @@ from studio_ai.schemas.inference_api import (
     JobLinks,
 )
 from studio_ai.schemas.models import CatalogEntry, Modality, ModelTask, PricingBasis
+from studio_ai.schemas.research import InsightsRequested
 from studio_ai.schemas.topics import inference_requested
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,24 @@ def check_known(model_id: str, task: ModelTask, catalog: list[CatalogEntry]) -> 
     check_fits(model_id, task, catalog)
 
 
-def _target(resolution: Resolution, inst: ModelInstallation | None) -> EngineTarget:
+def metering_for(
+    state: GatewayState, resolution: Resolution, entry: CatalogEntry | None
+) -> Metering:
+    """What a job on the resolved model draws on: no GPU-seconds on the CPU's extractive
+    engine, no tokens there or on a model the operator's catalog prices as free."""
+    on_cpu = resolution.resolved_model_id == EXTRACTIVE_MODEL_ID
+    # Only the operator's catalog may declare a model free: a workspace admin's own entry
+    # saying so would switch its token quota off.
+    free = on_cpu or (
+        entry is not None
+        and entry.pricing is not None
+        and entry.pricing.basis is PricingBasis.FREE
+        and entry in state.catalog
+    )
+    return Metering(tokens=not free, gpu=not on_cpu)
+
+
+def engine_target(resolution: Resolution, inst: ModelInstallation | None) -> EngineTarget:
     if resolution.resolved_model_id == EXTRACTIVE_MODEL_ID or inst is None or not inst.runtime:
         return EngineTarget(engine=EngineName.EXTRACTIVE)
     runtime = inst.runtime
@@ -278,7 +296,7 @@ async def _admit(
     modality = Modality.MULTIMODAL if task is ModelTask.IMAGE_TEXT else Modality.TEXT
     job_id = uuid.uuid4()
     inputs = inputs_of(prompt, context, images)
-    async with _audited_denial(state, caller, correlation_id, model_id, inputs):
+    async with audited_denial(state, caller, correlation_id, model_id, inputs):
         check_features(
             plan,
             state.plans,
@@ -306,15 +324,6 @@ async def _admit(
             allow_extractive=model_allowed(plan, EXTRACTIVE_MODEL_ID),
         )
         entry = next((e for e in catalog if e.model_id == resolution.resolved_model_id), None)
-        on_cpu = resolution.resolved_model_id == EXTRACTIVE_MODEL_ID
-        # Only the operator's catalog may declare a model free: a workspace admin's own entry
-        # saying so would switch its token quota off.
-        free = on_cpu or (
-            entry is not None
-            and entry.pricing is not None
-            and entry.pricing.basis is PricingBasis.FREE
-            and entry in state.catalog
-        )
         quota = await reserve(
             state,
             caller,
@@ -326,7 +335,7 @@ async def _admit(
                 images=len(images),
                 max_tokens=max_tokens,
             ),
-            metering=Metering(tokens=not free, gpu=not on_cpu),
+            metering=metering_for(state, resolution, entry),
         )
     try:
         payload = InferenceRequested(
@@ -342,7 +351,7 @@ async def _admit(
             model_id=resolution.resolved_model_id,
             fallback_reason=resolution.fallback_reason,
             pool=resolution.pool,
-            target=_target(resolution, installations.get(resolution.resolved_model_id)),
+            target=engine_target(resolution, installations.get(resolution.resolved_model_id)),
             pricing=entry.pricing if entry else None,
             queued_at=datetime.now(UTC),
             quota=quota,
@@ -383,7 +392,7 @@ async def _admit(
             await release(state.store, job_id, Outcome.FAILED)
             raise
         try:
-            await _audit_inference(
+            await audit_request(
                 state,
                 caller,
                 correlation_id,
@@ -399,7 +408,7 @@ async def _admit(
             await state.publisher.publish(topic, event, key=str(payload.job_id))
         except Exception as exc:
             log.exception("could not publish the inference request")
-            await _fail_unqueued(state, event, f"{type(exc).__name__}")
+            await fail_unqueued(state, event, f"{type(exc).__name__}")
             await _end_image_uses(state, payload)
             await release(state.store, job_id, Outcome.FAILED)
             raise HttpProblem(
@@ -427,12 +436,14 @@ async def _admit(
 
 
 @asynccontextmanager
-async def _audited_denial(
+async def audited_denial(
     state: GatewayState,
     caller: Caller,
     correlation_id: str,
     model_id: str,
     inputs: list[InputRef],
+    *,
+    action: AuditAction = AuditAction.INFERENCE_REQUESTED,
 ) -> AsyncIterator[None]:
     """A request the plan or a quota refuses is audited as denied, with the reason."""
     try:
@@ -442,7 +453,7 @@ async def _audited_denial(
             raise
         reason = exc.message if isinstance(exc, NotInPlan) else exc.detail
         try:
-            await _audit_inference(
+            await audit_request(
                 state,
                 caller,
                 correlation_id,
@@ -450,6 +461,7 @@ async def _audited_denial(
                 model_id=model_id,
                 inputs=inputs,
                 reason=reason,
+                action=action,
             )
         except Exception:
             # The refusal stands either way; a broker outage must not turn it into a 500.
@@ -457,7 +469,7 @@ async def _audited_denial(
         raise
 
 
-async def _audit_inference(
+async def audit_request(
     state: GatewayState,
     caller: Caller,
     correlation_id: str,
@@ -467,12 +479,13 @@ async def _audit_inference(
     inputs: list[InputRef],
     reason: str | None,
     audit_id: uuid.UUID | None = None,
+    action: AuditAction = AuditAction.INFERENCE_REQUESTED,
 ) -> None:
     await publish_audit(
         state.publisher,
         workspace_id=caller.workspace_id,
         user_id=caller.user_id,
-        action=AuditAction.INFERENCE_REQUESTED,
+        action=action,
         outcome=outcome,
         correlation_id=correlation_id,
         model_id=model_id,
@@ -482,8 +495,10 @@ async def _audit_inference(
     )
 
 
-async def _fail_unqueued(
-    state: GatewayState, event: Envelope[InferenceRequested], cause: str
+async def fail_unqueued(
+    state: GatewayState,
+    event: Envelope[InferenceRequested] | Envelope[InsightsRequested],
+    cause: str,
 ) -> None:
     request = event.payload
     failed = InferenceFailed(

@@ -13,8 +13,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from studio_ai.domain.errors import InvalidInput, NotFound
+from studio_ai.adapters.research_store import insight_of
+from studio_ai.domain.errors import Conflict, InvalidInput, NotFound
 from studio_ai.domain.identity import Caller
+from studio_ai.domain.inference_job import InferenceJob
 from studio_ai.domain.receipts import (
     KeyConfigError,
     Keyring,
@@ -32,7 +34,8 @@ from studio_ai.producers.inference_commands import parse_job_id
 from studio_ai.runtime.audit import audit_id_for, publish_audit
 from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.audit import AuditAction, AuditOutcome, InputRef
-from studio_ai.schemas.receipts import Jwks, VerifyRequest, VerifyResult
+from studio_ai.schemas.receipts import Citation, Jwks, VerifyRequest, VerifyResult
+from studio_ai.schemas.research import ResearchSource
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,13 @@ async def issue_receipt(
     if existing is not None:
         return existing, False
     now = datetime.now(UTC)
-    body = receipt_body_for(job, receipt_id=receipt_id, issued_by=caller.user_id, created_at=now)
+    body = receipt_body_for(
+        job,
+        receipt_id=receipt_id,
+        issued_by=caller.user_id,
+        created_at=now,
+        citations=await _citations(state, job),
+    )
     receipt = sign(body, signing.private_key, signing.key_id)
     try:
         await publish_audit(
@@ -110,6 +119,34 @@ async def issue_receipt(
             {"Retry-After": "5"},
         ) from exc
     return await state.store.receipts.insert_or_get(receipt, stored_at=now)
+
+
+async def _citations(state: GatewayState, job: InferenceJob) -> list[Citation]:
+    """The sources an insights job's output cites; none for other jobs."""
+    if not any(ref.startswith("research:") for ref in job.context_refs):
+        return []
+    docs = await state.store.research.job_insights(job.workspace_id, str(job.job_id))
+    if not docs:
+        # Signed once, a receipt could never gain the citations it would lack now.
+        raise Conflict(
+            f"job {job.job_id}'s insights are still being recorded on their session; ask for "
+            "the receipt again in a moment"
+        )
+    cited = {
+        s.source_id: s
+        for doc in docs
+        for s in (ResearchSource.model_validate(c) for c in doc.get("cited_sources", []))
+    }
+    order = dict.fromkeys(c for doc in docs for c in insight_of(doc).citations)
+    return [
+        Citation(ref=source_id, title=_clip(cited[source_id].title, 500), url=cited[source_id].url)
+        for source_id in order
+        if source_id in cited and len(source_id) <= 200
+    ]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def get_receipt(state: GatewayState, caller: Caller, receipt_id: str) -> dict[str, Any]:

@@ -105,6 +105,50 @@ class Settings(BaseSettings):
         default="free", description="The plan of a workspace no operator has assigned one."
     )
 
+    # Research
+    crossref_base_url: str = Field(
+        default="https://api.crossref.org", description="Crossref REST API."
+    )
+    crossref_mailto: str | None = Field(
+        default=None,
+        description="Contact address sent to Crossref (User-Agent and mailto=), which puts "
+        "requests in its polite pool.",
+    )
+    arxiv_base_url: str = Field(
+        default="https://export.arxiv.org", description="arXiv export API (/api/query)."
+    )
+    arxiv_min_interval_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="Least time between two arXiv requests of one process (arXiv asks for 3 s).",
+    )
+    research_timeout_s: float = Field(default=15.0, gt=0, description="Per provider request.")
+    research_attempts: int = Field(
+        default=3, ge=1, description="Tries of a provider request that fails transiently."
+    )
+    research_backoff_s: float = Field(default=1.0, ge=0, description="First retry delay.")
+    research_max_sources: int = Field(
+        default=50, ge=1, description="Most sources one research session may hold."
+    )
+    research_max_tokens: int = Field(
+        default=512, ge=1, description="max_tokens per insight kind on an LLM."
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STUDIO_LLM_BASE_URL", "LLM_BASE_URL"),
+        description="A remote OpenAI-compatible server for research insights (with LLM_API_KEY).",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STUDIO_LLM_API_KEY", "LLM_API_KEY"),
+        description="Bearer token for LLM_BASE_URL (never logged).",
+    )
+    llm_model: str = Field(
+        default="gpt-4o-mini",
+        validation_alias=AliasChoices("STUDIO_LLM_MODEL", "LLM_MODEL"),
+        description="Model name sent to LLM_BASE_URL.",
+    )
+
     # Delivery
     consumer_group_prefix: str = Field(
         default="",

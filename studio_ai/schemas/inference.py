@@ -37,6 +37,8 @@ class EngineName(StrEnum):
     TGI = "tgi"
     TRANSFORMERS = "transformers"
     EXTRACTIVE = "extractive"
+    # The operator's remote OpenAI-compatible LLM (LLM_BASE_URL): research insights only.
+    REMOTE_LLM = "remote_llm"
 
 
 class ContextDocument(BaseModel):

@@ -139,7 +139,26 @@ AUDIT_RECORDED = TopicSpec(
 
 GOVERNANCE_TOPICS: tuple[TopicSpec, ...] = (AUDIT_RECORDED,)
 
-ALL_TOPICS: tuple[TopicSpec, ...] = MODEL_TOPICS + INFERENCE_TOPICS + GOVERNANCE_TOPICS
+RESEARCH_INSIGHTS_REQUESTED = TopicSpec(
+    "research.insights-requested.v1",
+    "session_id",
+    "gateway",
+    "insights-worker",
+    "Generate insights for a research session from a snapshot of its attached sources.",
+)
+RESEARCH_INSIGHT_GENERATED = TopicSpec(
+    "research.insight-generated.v1",
+    "session_id",
+    "insights-worker",
+    "session-projector",
+    "One job's insights with their citations, and which generator wrote them.",
+)
+
+RESEARCH_TOPICS: tuple[TopicSpec, ...] = (RESEARCH_INSIGHTS_REQUESTED, RESEARCH_INSIGHT_GENERATED)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    MODEL_TOPICS + INFERENCE_TOPICS + GOVERNANCE_TOPICS + RESEARCH_TOPICS
+)
 
 
 def topic_names(specs: tuple[TopicSpec, ...] = ALL_TOPICS, *, with_dlq: bool = True) -> list[str]:

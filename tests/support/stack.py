@@ -27,6 +27,7 @@ import yaml
 
 from studio_ai.consumers.app import GROUPS
 from studio_ai.devkit.hub_server import HubServer
+from studio_ai.devkit.research_server import ResearchServer
 from studio_ai.producers.dev_stack import DEV_PLANS
 from studio_ai.runtime.settings import PACKAGED_CATALOG
 
@@ -39,6 +40,8 @@ TINY_GEMMA = "studio-ai-test/tiny-gemma3"
 GATED_REPO = "studio-ai-test/tiny-llama-gated"
 # The pools of the stack's inference worker: the extractive engine's and the tiny models'.
 INFERENCE_POOLS = ("builtin", "tiny-llama", "tiny-gemma3")
+# Recorded real Crossref and arXiv responses (see SOURCES.md there).
+RESEARCH_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "research"
 
 
 def kafka_bootstrap() -> str:
@@ -79,6 +82,7 @@ class Stack:
     workdir: Path
     hub: HubServer
     mirror: HubServer
+    research: ResearchServer
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -204,6 +208,7 @@ def stack(hub_repos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     staging.mkdir()
     hub = HubServer(hub_repos, gated={GATED_REPO}, valid_tokens={"hf_test_token"}).start()
     mirror = HubServer(hub_repos, port=free_port()).start()
+    research = ResearchServer(RESEARCH_FIXTURES).start()
     catalog = write_test_catalog(workdir / "catalog.test.yaml")
     session = uuid.uuid4().hex[:10]
     port = free_port()
@@ -232,13 +237,27 @@ def stack(hub_repos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "STUDIO_WORKER_LIVE_TTL_S": "3",
         "STUDIO_INFERENCE_BACKOFF_S": "0.2",
         "STUDIO_INFERENCE_PROGRESS_INTERVAL_S": "0.1",
+        "STUDIO_CROSSREF_BASE_URL": research.url,
+        "STUDIO_CROSSREF_MAILTO": "studio-tests@databiomics.example",
+        "STUDIO_ARXIV_BASE_URL": research.url,
+        "STUDIO_ARXIV_MIN_INTERVAL_S": "0",
+        "STUDIO_RESEARCH_ATTEMPTS": "2",
+        "STUDIO_RESEARCH_BACKOFF_S": "0.1",
+        "STUDIO_RESEARCH_TIMEOUT_S": "5",
         "STUDIO_RECEIPT_SIGNING_KEY": "p1UCtTWkete9pV6scSD65JpJUdnbezt8DXd4GZ2HQOc=",  # test key
         "PYTHONUNBUFFERED": "1",
     }
+    for name in ("HF_TOKEN", "LLM_BASE_URL", "LLM_API_KEY"):
+        env.pop(name, None)
     env.pop("HF_TOKEN", None)
     env.pop("STUDIO_HF_TOKEN", None)
     stack = Stack(
-        env=env, gateway_url=f"http://127.0.0.1:{port}", workdir=workdir, hub=hub, mirror=mirror
+        env=env,
+        gateway_url=f"http://127.0.0.1:{port}",
+        workdir=workdir,
+        hub=hub,
+        mirror=mirror,
+        research=research,
     )
     stack.start("gateway", "gateway")
     stack.start_consumers()
@@ -260,3 +279,4 @@ def stack(hub_repos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             stack.kill(name)
         hub.stop()
         mirror.stop()
+        research.stop()

@@ -30,10 +30,15 @@ from studio_ai.adapters.engines.base import (
 )
 from studio_ai.adapters.mongo_store import MongoStore
 from studio_ai.consumers.inference_worker.engines import EngineCache
+from studio_ai.consumers.job_outcomes import (
+    cancelled_outcome,
+    ended_outcome,
+    job_metrics,
+    publish_recorded,
+)
 from studio_ai.domain.errors import DomainError
 from studio_ai.domain.extractive import Source
-from studio_ai.domain.inference_cost import gpu_seconds_share, job_cost
-from studio_ai.domain.inference_job import cancellation_event_id
+from studio_ai.domain.inference_cost import gpu_seconds_share
 from studio_ai.domain.task_prompts import build_messages
 from studio_ai.runtime.broker import EventPublisher
 from studio_ai.runtime.delivery import TRANSIENT_ERRORS, failure_reason
@@ -43,24 +48,18 @@ from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import (
     EngineName,
-    InferenceCancelled,
     InferenceCompleted,
     InferenceFailed,
     InferenceMetrics,
     InferenceProgressed,
     InferenceRequested,
     JobError,
-    JobStatus,
     JobTimings,
     QuotaReservation,
     Usage,
 )
-from studio_ai.schemas.models import ModelTask, Pricing, PricingBasis
+from studio_ai.schemas.models import ModelTask
 from studio_ai.schemas.topics import (
-    INFERENCE_CANCELLED,
-    INFERENCE_COMPLETED,
-    INFERENCE_FAILED,
-    INFERENCE_METRICS,
     INFERENCE_PROGRESSED,
 )
 
@@ -370,14 +369,9 @@ class JobRunner:
             "analytics.inference-metrics",
             self._metrics(event, usage, timings, result, gpu_seconds),
         )
-        return {
-            "kind": "completed" if result is not None else "failed",
-            "workspace_id": event.workspace_id,
-            "terminal": terminal.model_dump_json(serialize_as_any=True),
-            "metrics": metrics.model_dump_json(serialize_as_any=True),
-            "worker_id": self.worker_id,
-            "recorded_at": datetime.now(UTC),
-        }
+        return ended_outcome(
+            event, terminal, metrics, completed=result is not None, worker_id=self.worker_id
+        )
 
     def _metrics(
         self,
@@ -388,40 +382,18 @@ class JobRunner:
         gpu_seconds: float,
     ) -> InferenceMetrics:
         job = event.payload
-        assert timings.started_at and timings.finished_at and timings.queued_at
-        pricing = (
-            Pricing(basis=PricingBasis.FREE)
-            if job.target.engine is EngineName.EXTRACTIVE
-            else job.pricing
-        )
-        cost, basis = job_cost(
-            pricing,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            gpu_seconds=gpu_seconds,
-            default_usd_per_gpu_hour=self.settings.default_gpu_usd_per_hour,
-        )
-        generating_from = timings.first_token_at or timings.started_at
-        generating_s = (timings.finished_at - generating_from).total_seconds()
-        return InferenceMetrics(
+        return job_metrics(
             job_id=job.job_id,
             workspace_id=event.workspace_id,
             model_id=job.model_id,
             engine=job.target.engine,
             pool=self.pool,
-            outcome=JobStatus.COMPLETED if result is not None else JobStatus.FAILED,
-            queue_ms=_ms(timings.started_at - timings.queued_at),
-            ttft_ms=_ms(timings.first_token_at - timings.started_at)
-            if timings.first_token_at
-            else None,
-            total_ms=_ms(timings.finished_at - timings.queued_at),
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            tokens_per_s=usage.completion_tokens / generating_s if generating_s > 0 else 0.0,
-            cost=cost,
-            cost_basis=basis,
-            gpu_seconds=round(gpu_seconds, 6),
-            finished_at=timings.finished_at,
+            completed=result is not None,
+            usage=usage,
+            timings=timings,
+            pricing=job.pricing,
+            gpu_seconds=gpu_seconds,
+            default_usd_per_gpu_hour=self.settings.default_gpu_usd_per_hour,
         )
 
     async def _fail_unexpected(self, event: Request, exc: Exception) -> None:
@@ -443,29 +415,12 @@ class JobRunner:
         )
 
     async def _record_cancelled(self, event: Request) -> None:
-        """The job ends cancelled; the worker publishes the cancellation too (same event id
-        as the gateway's), so the job ends even if the gateway's publish was lost."""
         job = event.payload
         row = await self.store.jobs.get_cancellation(job.job_id)
         cancelled_at = row["requested_at"] if row else datetime.now(UTC)
-        cancelled = Envelope[InferenceCancelled](
-            event_id=cancellation_event_id(job.job_id),
-            event_type="ai.inference-cancelled",
-            correlation_id=event.correlation_id,
-            causation_id=event.event_id,
-            workspace_id=event.workspace_id,
-            user_id=event.user_id,
-            payload=InferenceCancelled(job_id=job.job_id, cancelled_at=cancelled_at),
-        )
         outcome = await self.store.jobs.claim_outcome(
             job.job_id,
-            {
-                "kind": "cancelled",
-                "workspace_id": event.workspace_id,
-                "terminal": cancelled.model_dump_json(),
-                "worker_id": self.worker_id,
-                "recorded_at": datetime.now(UTC),
-            },
+            cancelled_outcome(event, job.job_id, cancelled_at, worker_id=self.worker_id),
         )
         await self._publish_outcome(outcome, job.quota)
         self.metrics.jobs.labels(job.model_id, self.pool, "cancelled").inc()
@@ -474,34 +429,15 @@ class JobRunner:
     async def _publish_outcome(
         self, outcome: dict[str, Any], quota: QuotaReservation | None
     ) -> None:
-        kind = outcome.get("kind")
         if not outcome.get("terminal"):
             return  # an outcome recorded by an older version: nothing to publish
         await self._settle(quota, outcome)
-        if kind == "cancelled":
-            cancelled = Envelope[InferenceCancelled].model_validate_json(outcome["terminal"])
-            await self.publisher.publish(
-                INFERENCE_CANCELLED, cancelled, key=str(cancelled.payload.job_id)
-            )
-            return
-        terminal: Envelope[Any]
-        if kind == "completed":
-            terminal = Envelope[InferenceCompleted].model_validate_json(outcome["terminal"])
-            topic = INFERENCE_COMPLETED
-        else:
-            terminal = Envelope[InferenceFailed].model_validate_json(outcome["terminal"])
-            topic = INFERENCE_FAILED
-        job_id = str(terminal.payload.job_id)
-        if not outcome.get("metrics"):  # failed at the gateway: it never ran
-            await self.publisher.publish(topic, terminal, key=job_id)
-            return
-        metrics = Envelope[InferenceMetrics].model_validate_json(outcome["metrics"])
-        record = metrics.payload
-        await asyncio.gather(
-            self.publisher.publish(topic, terminal, key=job_id),
-            self.publisher.publish(INFERENCE_METRICS, metrics, key=record.model_id),
-        )
-        if outcome.get("worker_id") == self.worker_id and not outcome.get("counted"):
+        record = await publish_recorded(self.publisher, outcome)
+        if (
+            record is not None
+            and outcome.get("worker_id") == self.worker_id
+            and not outcome.get("counted")
+        ):
             outcome["counted"] = True
             self._observe(record)
 
@@ -567,7 +503,3 @@ class JobRunner:
             if task is not None and not task.done():
                 self._cancel_requested.add(job_id)
                 task.cancel()
-
-
-def _ms(delta: timedelta) -> float:
-    return max(0.0, delta.total_seconds() * 1000)

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo.errors import PyMongoError
 
 from studio_ai.adapters.mongo_store import MongoStore, StoreConflict
+from studio_ai.adapters.research.registry import build_providers
 from studio_ai.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from studio_ai.domain.plans import NotInPlan
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
@@ -25,6 +26,7 @@ from studio_ai.producers.gateway.routers import (
     images,
     notes,
     receipts,
+    research,
     workspaces,
 )
 from studio_ai.runtime.broker import EventPublisher, ensure_topics, new_broker
@@ -59,10 +61,13 @@ def create_app(settings: Settings) -> FastAPI:
             publisher=EventPublisher(broker),
             catalog=catalog,
             plans=plans,
+            research_providers=build_providers(settings),
         )
         try:
             yield
         finally:
+            for provider in app.state.gateway.research_providers.values():
+                await provider.aclose()
             await broker.stop()
             await store.close()
 
@@ -79,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(receipts.router)
     app.include_router(workspaces.router)
+    app.include_router(research.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

@@ -10,11 +10,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Header, Request
 
 from studio_ai.adapters.mongo_store import MongoStore
+from studio_ai.adapters.research.base import ResearchProvider
 from studio_ai.domain.identity import Caller, Role, hash_api_key
 from studio_ai.runtime.broker import EventPublisher
 from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.models import CatalogEntry
 from studio_ai.schemas.plans import Plan
+from studio_ai.schemas.research import ProviderName
 
 
 class HttpProblem(Exception):
@@ -45,6 +47,7 @@ class GatewayState:
     plans: dict[str, Plan]
     cache: dict[str, Any] = field(default_factory=dict)
     known_topics: set[str] = field(default_factory=set)
+    research_providers: dict[ProviderName, ResearchProvider] = field(default_factory=dict)
 
 
 T = TypeVar("T")
