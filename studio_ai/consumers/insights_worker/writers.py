@@ -9,6 +9,7 @@ carries citations of attached sources. `references` is always formatted from the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -94,6 +95,8 @@ def _extractive() -> Writer:
 async def write_insights(
     request: InsightsRequested, writer: Writer, *, reason: str | None, settings: Settings
 ) -> Written:
+    """The insights of every kind asked for, in that order. An LLM is asked for all kinds at
+    once (its server batches them)."""
     sources, question = request.sources, request.question
     written = Written(
         insights=[],
@@ -102,35 +105,46 @@ async def write_insights(
         model_id=writer.model_id,
         fallback_reason=reason,
     )
-    failed: EngineError | None = None
+    asked = [k for k in request.kinds if k is not InsightKind.REFERENCES]
+    answers: dict[InsightKind, Insight | BaseException | None] = {}
+    if writer.engine is not None and asked:
+        began = time.monotonic()
+        results = await asyncio.gather(
+            *(_ask(writer.engine, request, kind, written, settings) for kind in asked),
+            return_exceptions=True,
+        )
+        # The calls overlap: the job held the engine for the wall time, not the sum.
+        written.llm_seconds = time.monotonic() - began
+        answers = dict(zip(asked, results, strict=True))
+    failed = next((a for a in answers.values() if isinstance(a, EngineError)), None)
     for kind in request.kinds:
         if kind is InsightKind.REFERENCES:
             written.insights.append(references_insight(sources))
             continue
-        insight: Insight | None = None
-        if writer.engine is not None and failed is None:
-            try:
-                insight = await _ask(writer.engine, request, kind, written, settings)
-            except EngineError as exc:
-                log.warning(
-                    "the LLM could not write the insights; choosing sentences instead",
-                    extra={"job_id": str(request.job_id), "code": exc.code},
-                )
-                failed = exc
-        if insight is None:
-            insight = extractive_insight(kind, sources, question)
-            if writer.engine is not None:
-                insight = insight.model_copy(
-                    update={
-                        "generator": InsightGenerator.EXTRACTIVE,
-                        "note": _joined(insight.note, _why_extractive(failed)),
-                    }
-                )
+        answer = answers.get(kind)
+        if isinstance(answer, BaseException) and not isinstance(answer, EngineError):
+            raise answer
+        if isinstance(answer, Insight):
+            written.insights.append(answer)
+            continue
+        insight = extractive_insight(kind, sources, question)
+        if writer.engine is not None:
+            why = answer if isinstance(answer, EngineError) else None
+            insight = insight.model_copy(
+                update={
+                    "generator": InsightGenerator.EXTRACTIVE,
+                    "note": _joined(insight.note, _why_extractive(why)),
+                }
+            )
         written.insights.append(insight)
     if failed is not None:
+        log.warning(
+            "the LLM could not write some insights; sentences were chosen instead",
+            extra={"job_id": str(request.job_id), "code": failed.code},
+        )
         written.fallback_reason = _joined(
             written.fallback_reason,
-            f"{writer.generator.value} failed ({failed.code}: {failed.message}); the insights "
+            f"{writer.generator.value} failed ({failed.code}: {failed.message}); those insights "
             "were chosen from the sources instead",
         )
     return written
@@ -144,7 +158,6 @@ async def _ask(
     settings: Settings,
 ) -> Insight | None:
     """The LLM's insight of `kind`, or None when its answer cites no attached source."""
-    began = time.monotonic()
     result = await generate_with_retries(
         engine,
         GenerationRequest(
@@ -155,7 +168,6 @@ async def _ask(
         attempts=settings.inference_attempts,
         backoff_s=settings.inference_backoff_s,
     )
-    written.llm_seconds += time.monotonic() - began
     written.usage = Usage(
         prompt_tokens=written.usage.prompt_tokens + result.prompt_tokens,
         completion_tokens=written.usage.completion_tokens + result.completion_tokens,
