@@ -115,11 +115,6 @@ class ResearchStore:
         ).sort([("attached_at", ASCENDING), ("_id", ASCENDING)])
         return await cursor.to_list()
 
-    async def count_sources(self, workspace_id: str, session_id: str) -> int:
-        return await self.db.research_sources.count_documents(
-            {"session_id": session_id, "workspace_id": workspace_id}
-        )
-
     # --- insights ---------------------------------------------------------------------------
 
     async def insert_insights(
@@ -159,13 +154,6 @@ class ResearchStore:
         cursor = self.db.research_insights.find(
             {"session_id": session_id, "workspace_id": workspace_id}
         ).sort([("generated_at", ASCENDING), ("job_id", ASCENDING), ("position", ASCENDING)])
-        return await cursor.to_list()
-
-
-    async def job_insights(self, workspace_id: str, job_id: str) -> list[Document]:
-        cursor = self.db.research_insights.find(
-            {"job_id": job_id, "workspace_id": workspace_id}
-        ).sort([("position", ASCENDING)])
         return await cursor.to_list()
 
 

@@ -8,10 +8,12 @@ recorded publishes that same outcome again (same event ids), so a job never ends
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from studio_ai.adapters.mongo_store import MongoStore
 from studio_ai.domain.inference_cost import job_cost
 from studio_ai.domain.inference_job import cancellation_event_id
 from studio_ai.runtime.broker import EventPublisher
@@ -24,6 +26,7 @@ from studio_ai.schemas.inference import (
     InferenceMetrics,
     JobStatus,
     JobTimings,
+    QuotaReservation,
     Usage,
 )
 from studio_ai.schemas.models import Pricing, PricingBasis
@@ -33,6 +36,8 @@ from studio_ai.schemas.topics import (
     INFERENCE_FAILED,
     INFERENCE_METRICS,
 )
+
+log = logging.getLogger(__name__)
 
 Outcome = dict[str, Any]
 
@@ -157,6 +162,25 @@ async def publish_recorded(publisher: EventPublisher, outcome: Outcome) -> Infer
         publisher.publish(INFERENCE_METRICS, metrics, key=record.model_id),
     )
     return record
+
+
+async def settle_before_announcing(
+    store: MongoStore, quota: QuotaReservation | None, outcome: Outcome
+) -> None:
+    """Settle the job's quota reservation by its outcome before its end is announced, so a
+    caller who sees the job end has its concurrency slot back. Only for workspaces with a
+    concurrency limit: the others lose nothing by waiting for the usage-meter consumer, which
+    settles every job from the events (once per job), so a failure here only delays it."""
+    if quota is None or not quota.settle_at_end:
+        return
+    try:
+        await store.quotas.settle_outcome(uuid.UUID(outcome["_id"]), outcome, reservation=quota)
+    except Exception:
+        log.warning(
+            "could not settle the job's quota here; the usage meter will",
+            exc_info=True,
+            extra={"job_id": outcome.get("_id")},
+        )
 
 
 def _ms(delta: timedelta) -> float:

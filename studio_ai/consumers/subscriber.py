@@ -14,16 +14,18 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
 def group_subscriber(
-    router: KafkaRouter, group_id: str
+    router: KafkaRouter, group_id: str, **options: Any
 ) -> Callable[[str], Callable[[Handler], Handler]]:
-    """`@subscribe(topic)` for handlers of group `group_id` on `router`."""
+    """`@subscribe(topic)` for handlers of group `group_id` on `router` (`options`: more
+    subscriber settings, e.g. max_poll_interval_ms for slow handlers)."""
 
     def subscribe(topic: str) -> Callable[[Handler], Handler]:
-        return router.subscriber(  # type: ignore[return-value]
+        return router.subscriber(  # type: ignore[no-any-return]
             topic,
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            **options,
         )
 
     return subscribe

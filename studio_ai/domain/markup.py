@@ -27,16 +27,17 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
-_DECLARATION = re.compile(r"<![A-Za-z][^>]*>|<\?.*?\?>", re.S)
-_TAG = re.compile(r"<(/?)([A-Za-z][\w.-]*(?::[A-Za-z_][\w.-]*)?)((?:\s[^<>]*?)?)\s*(/?)>")
-_DROPPED = re.compile(
-    r"<((?:[\w.-]+:)?(?:annotation|annotation-xml|script|style))(?=[\s/>])[^>]*>.*?</\1\s*>",
-    re.S | re.I,
+# Every pattern here runs in time linear in its input (no lazy `.*?` that restarts at each
+# opening): a provider's body is not ours, and cleaning runs on the gateway's event loop.
+_DECLARATION = re.compile(r"<![A-Za-z][^<>]*>")
+_TAG = re.compile(r"<(/?)([A-Za-z][\w.-]*(?::[A-Za-z_][\w.-]*)?)(\s[^<>]*)?>")
+_DROPPED_OPEN = re.compile(
+    r"<((?:[\w.-]+:)?(?:annotation|annotation-xml|script|style))(?=[\s/>])[^<>]*>", re.I
 )
-_TEX_MATH = re.compile(r"<((?:[\w.-]+:)?tex-math)(?=[\s/>])[^>]*>.*?</\1\s*>", re.S | re.I)
+_TEX_MATH_OPEN = re.compile(r"<((?:[\w.-]+:)?tex-math)(?=[\s/>])[^<>]*>", re.I)
+MAX_INPUT_CHARS = 50_000  # longer markup is cut: no abstract is that long
 _MATHML = re.compile(r"<(?:[\w.-]+:)?math(?=[\s/>])", re.I)
 _EMPHASIS = re.compile(
     r"<((?:[\w.-]+:)?(?:italic|i|em|bold|b|strong|underline|u|monospace|tt|code|styled-content"
@@ -112,7 +113,7 @@ def clean_title(text: str | None) -> str | None:
 
 def _blocks(text: str) -> list[tuple[bool, str]]:
     """`(is_heading, text)` per block, whitespace collapsed inside each."""
-    source = _INVISIBLE.sub("", text)
+    source = _INVISIBLE.sub("", text[:MAX_INPUT_CHARS])
     if not _TAG.search(source) and _ESCAPED_MARKUP.search(source):
         source = html.unescape(source)
     if not _TAG.search(source):
@@ -122,12 +123,13 @@ def _blocks(text: str) -> list[tuple[bool, str]]:
             for raw in _PARAGRAPH_BREAK.split(html.unescape(source))
             if (part := _WHITESPACE.sub(" ", raw).strip())
         ]
-    source = _COMMENT.sub("", source)
-    source = _CDATA.sub(lambda m: html.escape(m.group(1), quote=False), source)
+    source = _between(source, "<!--", "-->", lambda _: "")
+    source = _between(source, "<![CDATA[", "]]>", lambda inner: html.escape(inner, quote=False))
+    source = _between(source, "<?", "?>", lambda _: "")
     source = _DECLARATION.sub("", source)
-    source = _DROPPED.sub(" ", source)
+    source = _drop_elements(source, _DROPPED_OPEN)
     if _MATHML.search(source):
-        source = _TEX_MATH.sub(" ", source)
+        source = _drop_elements(source, _TEX_MATH_OPEN)
     source = _SMALL_CAPS.sub(_capitals, source)
     source = _EMPHASIS.sub(_spaced_emphasis, source)
 
@@ -148,12 +150,49 @@ def _blocks(text: str) -> list[tuple[bool, str]]:
         name = tag.group(2).rsplit(":", 1)[-1].lower()
         if name in _TITLE_TAGS:
             flush()
-            in_heading = not tag.group(1) and not tag.group(4)
+            in_heading = not tag.group(1) and not (tag.group(3) or "").rstrip().endswith("/")
         elif name in _BLOCK_TAGS:
             flush()
     buffer.append(html.unescape(source[position:]))
     flush()
     return blocks
+
+
+def _between(source: str, start: str, end: str, replace: Callable[[str], str]) -> str:
+    """`source` with every `start`...`end` span replaced by `replace(inner)`; an unclosed
+    span is dropped to the end."""
+    parts: list[str] = []
+    position = 0
+    while (opened := source.find(start, position)) != -1:
+        parts.append(source[position:opened])
+        closed = source.find(end, opened + len(start))
+        if closed == -1:
+            return "".join(parts)
+        parts.append(replace(source[opened + len(start) : closed]))
+        position = closed + len(end)
+    parts.append(source[position:])
+    return "".join(parts)
+
+
+def _drop_elements(source: str, opening: re.Pattern[str]) -> str:
+    """`source` without the elements `opening` starts (up to their closing tag)."""
+    parts: list[str] = []
+    position = 0
+    unclosed: set[str] = set()
+    for match in opening.finditer(source):
+        name = match.group(1).lower()
+        if match.start() < position or name in unclosed:
+            continue
+        closing = re.compile(rf"</{re.escape(match.group(1))}\s*>", re.I).search(
+            source, match.end()
+        )
+        if closing is None:
+            unclosed.add(name)  # no later one of this name can close either
+            continue
+        parts += [source[position : match.start()], " "]
+        position = closing.end()
+    parts.append(source[position:])
+    return "".join(parts)
 
 
 def _paragraphs(blocks: list[tuple[bool, str]]) -> list[str]:

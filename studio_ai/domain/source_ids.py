@@ -49,7 +49,13 @@ def normalise_doi(text: str) -> str:
         if was_url:
             value = unquote(value)
     value = value.lower()
-    if len(value) > DOI_MAX_CHARS or not value.isprintable() or not _DOI.fullmatch(value):
+    if (
+        len(value) > DOI_MAX_CHARS
+        or not value.isprintable()
+        or not _DOI.fullmatch(value)
+        # "." and ".." segments would walk the provider's URL to another resource
+        or any(segment in (".", "..") for segment in value.split("/"))
+    ):
         raise InvalidInput(
             f"{_shown(text)} is not a DOI; a DOI looks like {DOI_EXAMPLE} "
             f"(10., 4-9 digits, a slash, then the suffix; at most {DOI_MAX_CHARS} characters; "

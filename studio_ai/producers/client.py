@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -135,7 +136,8 @@ class StudioClient:
         )
 
     def detach(self, session_id: str, source_id: str) -> None:
-        self._call_no_body("DELETE", f"/research/sessions/{session_id}/sources/{source_id}")
+        quoted = quote(source_id, safe=":/")  # a DOI may hold '#', '?' or '%'
+        self._call_no_body("DELETE", f"/research/sessions/{session_id}/sources/{quoted}")
 
     def generate_insights(self, session_id: str, body: dict[str, Any]) -> InsightsAccepted:
         return InsightsAccepted.model_validate(

@@ -19,6 +19,7 @@ from studio_ai.domain.errors import Conflict, InvalidInput
 from studio_ai.domain.fallback import EXTRACTIVE_MODEL_ID, resolve_model
 from studio_ai.domain.identity import Caller
 from studio_ai.domain.inference_job import InferenceJob, JobProgress
+from studio_ai.domain.insight_prompts import DEFAULT_MAX_CHARS_PER_SOURCE
 from studio_ai.domain.plans import check_features, model_allowed
 from studio_ai.domain.quotas import Metering, Outcome, token_estimate
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
@@ -47,6 +48,8 @@ from studio_ai.schemas.topics import RESEARCH_INSIGHTS_REQUESTED
 
 log = logging.getLogger(__name__)
 
+REMOTE_LLM_PREFIX = "remote-llm/"
+
 # The request carries the sources; Kafka refuses messages over 1 MB by default.
 MAX_SNAPSHOT_BYTES = 800_000
 
@@ -59,9 +62,10 @@ _TASK_OF = {
 }
 
 
-def llm_configured(state: GatewayState) -> bool:
+def remote_llm_id(state: GatewayState) -> str | None:
+    """The remote LLM as plans name it (`remote-llm/<LLM_MODEL>`), when one is configured."""
     settings = state.settings
-    return bool(settings.llm_base_url and settings.llm_api_key)
+    return f"{REMOTE_LLM_PREFIX}{settings.llm_model}" if settings.llm_base_url else None
 
 
 async def submit_insights(
@@ -98,7 +102,10 @@ async def submit_insights(
     requested = body.model_id or (
         await default_model(state, caller, ModelTask.FAST_TEXT, catalog) or EXTRACTIVE_MODEL_ID
     )
-    remote = llm_configured(state)
+    remote_id = remote_llm_id(state)
+    # A model asked for by name is honoured; otherwise the operator's LLM writes, if the plan
+    # allows it (free plans list their models, so it is off there unless listed).
+    remote = remote_id is not None and body.model_id is None and model_allowed(plan, remote_id)
     async with audited_denial(
         state, caller, correlation_id, requested, inputs, action=AuditAction.RESEARCH_GENERATED
     ):
@@ -129,7 +136,10 @@ async def submit_insights(
         if remote:
             # The remote LLM bills by token and runs on no GPU of ours.
             metering = Metering(tokens=True, gpu=False)
-        source_chars = sum(len(s.title) + len(s.abstract or "") for s in sources)
+        # What a prompt holds of each source (insight_prompts cuts abstracts).
+        source_chars = sum(
+            len(s.title) + min(len(s.abstract or ""), DEFAULT_MAX_CHARS_PER_SOURCE) for s in sources
+        )
         per_kind = state.settings.research_max_tokens
         quota = await reserve(
             state,
@@ -161,6 +171,7 @@ async def submit_insights(
             target=engine_target(resolution, installations.get(resolution.resolved_model_id)),
             pricing=entry.pricing if entry else None,
             max_tokens=per_kind,
+            remote_llm=remote,
             queued_at=queued_at,
             quota=quota,
         )

@@ -13,8 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from studio_ai.adapters.research_store import insight_of
-from studio_ai.domain.errors import Conflict, InvalidInput, NotFound
+from studio_ai.domain.errors import InvalidInput, NotFound
 from studio_ai.domain.identity import Caller
 from studio_ai.domain.inference_job import InferenceJob
 from studio_ai.domain.receipts import (
@@ -34,8 +33,9 @@ from studio_ai.producers.inference_commands import parse_job_id
 from studio_ai.runtime.audit import audit_id_for, publish_audit
 from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.audit import AuditAction, AuditOutcome, InputRef
+from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.receipts import Citation, Jwks, VerifyRequest, VerifyResult
-from studio_ai.schemas.research import ResearchSource
+from studio_ai.schemas.research import InsightsGenerated, ResearchSource
 
 log = logging.getLogger(__name__)
 
@@ -122,27 +122,27 @@ async def issue_receipt(
 
 
 async def _citations(state: GatewayState, job: InferenceJob) -> list[Citation]:
-    """The sources an insights job's output cites; none for other jobs."""
+    """The sources an insights job's output cites, from its recorded outcome (so they are
+    there as soon as the job is, even if its session is deleted); none for other jobs."""
     if not any(ref.startswith("research:") for ref in job.context_refs):
         return []
-    docs = await state.store.research.job_insights(job.workspace_id, str(job.job_id))
-    if not docs:
-        # Signed once, a receipt could never gain the citations it would lack now.
-        raise Conflict(
-            f"job {job.job_id}'s insights are still being recorded on their session; ask for "
-            "the receipt again in a moment"
-        )
-    cited = {
-        s.source_id: s
-        for doc in docs
-        for s in (ResearchSource.model_validate(c) for c in doc.get("cited_sources", []))
-    }
-    order = dict.fromkeys(c for doc in docs for c in insight_of(doc).citations)
+    outcome = await state.store.jobs.get_outcome(job.job_id)
+    if not outcome or not outcome.get("insights"):
+        return []
+    generated = Envelope[InsightsGenerated].model_validate_json(outcome["insights"]).payload
+    cited = {s.source_id: s for s in generated.cited_sources}
+    order = dict.fromkeys(c for insight in generated.insights for c in insight.citations)
     return [
-        Citation(ref=source_id, title=_clip(cited[source_id].title, 500), url=cited[source_id].url)
+        Citation(
+            ref=source_id, title=_clip(cited[source_id].title, 500), url=_url(cited[source_id])
+        )
         for source_id in order
         if source_id in cited and len(source_id) <= 200
     ]
+
+
+def _url(source: ResearchSource) -> str | None:
+    return source.url if source.url and len(source.url) <= 2000 else None
 
 
 def _clip(text: str, limit: int) -> str:

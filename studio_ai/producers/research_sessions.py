@@ -23,6 +23,7 @@ from studio_ai.domain.fallback import EXTRACTIVE_MODEL_ID
 from studio_ai.domain.references import format_reference
 from studio_ai.domain.research_export import session_markdown
 from studio_ai.domain.source_ids import parse_source_id
+from studio_ai.domain.source_ids import source_id as make_source_id
 from studio_ai.producers.gateway.context import GatewayState, HttpProblem
 from studio_ai.schemas.inference import EngineName
 from studio_ai.schemas.research import Insight, InsightGenerator, ProviderName, ResearchSource
@@ -42,6 +43,11 @@ Document = dict[str, Any]
 
 _SESSION_ID = re.compile(r"^rs_[0-9a-f]{32}$")
 MAX_PAGE = 100
+_MAX_CURSOR_CHARS = 200
+# What one attached source may hold: enough for any real abstract, and small enough that a
+# full session's snapshot fits in one Kafka message.
+MAX_ABSTRACT_CHARS = 10_000
+MAX_AUTHORS = 50
 
 
 def check_session_id(session_id: str) -> str:
@@ -141,11 +147,13 @@ async def attach(
     if not found:
         raise NotFound(f"{body.provider.value} found nothing for {body.query!r}; try other words")
     research = state.store.research
-    held = await research.count_sources(workspace_id, session_id)
+    found = [bounded(s) for s in dict((s.source_id, s) for s in found).values()]
+    held = {d["source_id"] for d in await research.sources(workspace_id, session_id)}
+    new = [s for s in found if s.source_id not in held]
     limit = state.settings.research_max_sources
-    if held + len(found) > limit:
+    if len(held) + len(new) > limit:
         raise Conflict(
-            f"the session holds {held} sources and this would add up to {len(found)}; the "
+            f"the session holds {len(held)} sources and this would add {len(new)}; the "
             f"limit is {limit}: detach some (DELETE /research/sessions/{session_id}/sources/"
             "<source_id>) or attach fewer"
         )
@@ -171,8 +179,10 @@ async def attach(
 
 async def detach(state: GatewayState, workspace_id: str, session_id: str, source_id: str) -> None:
     await session_doc(state, workspace_id, session_id)
-    parse_source_id(source_id)  # a malformed id is a 422 that says what ids look like
-    if not await state.store.research.detach(workspace_id, session_id, source_id):
+    # A malformed id is a 422 that says what ids look like; any spelling of an attached
+    # source (DOI case, an arXiv version) detaches it.
+    canonical = make_source_id(*parse_source_id(source_id))
+    if not await state.store.research.detach(workspace_id, session_id, canonical):
         raise NotFound(
             f"source {source_id!r} is not attached to session {session_id}; GET the session to "
             "see its sources"
@@ -199,6 +209,17 @@ async def export_markdown(state: GatewayState, workspace_id: str, session_id: st
             snapshot = ResearchSource.model_validate(cited)
             sources.setdefault(snapshot.source_id, snapshot)
     return session_markdown(doc["title"], insights, list(sources.values()))
+
+
+def bounded(source: ResearchSource) -> ResearchSource:
+    """The source as it is kept: its abstract and author list cut to their limits."""
+    changes: dict[str, Any] = {}
+    if source.abstract and len(source.abstract) > MAX_ABSTRACT_CHARS:
+        cut = source.abstract[:MAX_ABSTRACT_CHARS].rsplit(" ", 1)[0]
+        changes["abstract"] = cut + " …"
+    if len(source.authors) > MAX_AUTHORS:
+        changes["authors"] = source.authors[:MAX_AUTHORS]
+    return source.model_copy(update=changes) if changes else source
 
 
 def provider_problem(exc: ProviderError) -> HttpProblem | InvalidInput | NotFound:
@@ -288,11 +309,13 @@ def _encode_cursor(doc: Document) -> str:
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
+        if len(cursor) > _MAX_CURSOR_CHARS:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
         created_at = datetime.fromisoformat(data["t"])
         session_id = check_session_id(str(data["id"]))
-    except (binascii.Error, ValueError, KeyError, TypeError, InvalidInput) as exc:
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError, InvalidInput) as exc:
         raise InvalidInput(
             "the cursor is not one this API gave out; pass next_cursor from the previous page "
             "unchanged"

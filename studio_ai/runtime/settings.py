@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     research_max_tokens: int = Field(
         default=512, ge=1, description="max_tokens per insight kind on an LLM."
     )
+    research_llm_deadline_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest an insights job waits for its LLM answers before it falls back.",
+    )
     llm_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("STUDIO_LLM_BASE_URL", "LLM_BASE_URL"),

@@ -116,6 +116,11 @@ class InsightsRequested(BaseModel):
     target: EngineTarget
     pricing: Pricing | None = None
     max_tokens: int = Field(ge=1, description="Per insight kind.")
+    remote_llm: bool = Field(
+        default=False,
+        description="Write with the operator's remote LLM (LLM_BASE_URL): configured, allowed "
+        "by the workspace's plan, and no model asked for by name.",
+    )
     queued_at: datetime
     quota: QuotaReservation | None = None
 

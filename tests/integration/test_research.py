@@ -163,6 +163,15 @@ def test_crossref_and_arxiv_sources_from_recorded_responses(stack: Stack) -> Non
         "crossref:10.1101/2024.04.01.587366",
     ]
 
+    # Any spelling of an attached source detaches it.
+    assert (
+        client.delete(f"/research/sessions/{session_id}/sources/arxiv:1605.08386v1").status_code
+        == 204
+    )
+    again = attach(client, session_id, provider="arxiv", id="1605.08386")
+    assert again.status_code == 200, again.text
+    assert [a["source"]["source_id"] for a in again.json()["attached"]] == ["arxiv:1605.08386"]
+
     missing = attach(client, session_id, provider="crossref", id="10.1234/does-not-exist")
     assert missing.status_code == 404, missing.text
     assert "crossref" in missing.json()["detail"]
@@ -255,6 +264,7 @@ def test_a_remote_openai_compatible_llm_is_recorded_as_the_generator(
             pool="builtin",
             target=EngineTarget(engine=EngineName.EXTRACTIVE),
             max_tokens=8,
+            remote_llm=True,
             queued_at=datetime.now(UTC),
         ),
     )
@@ -297,10 +307,12 @@ def test_a_remote_openai_compatible_llm_is_recorded_as_the_generator(
     assert insight["generator"] == "extractive"
     assert "cited none of the attached sources" in insight["note"]
     assert all(set(i["citations"]) <= attached and i["citations"] for i in insight["items"])
+    assert f"remote_llm {model!r} was asked" in insight["fallback_reason"]
     job = wait_job(client, str(job_id))
     assert job["status"] == "completed", job
-    assert job["engine"] == "remote_llm" and job["resolved_model_id"] == model
+    # It spent tokens (they count), but what the job kept the extractive engine wrote.
     assert job["usage"]["completion_tokens"] > 0
+    assert job["engine"] == "extractive" and job["resolved_model_id"] == "studio-ai/extractive"
 
 
 def test_sessions_are_invisible_across_workspaces(stack: Stack) -> None:

@@ -137,7 +137,7 @@ class CrossrefProvider:
     def _message(self, response: httpx.Response) -> dict[str, Any]:
         try:
             body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise self._malformed("the body is not JSON") from None
         message = body.get("message") if isinstance(body, dict) else None
         if not isinstance(message, dict):

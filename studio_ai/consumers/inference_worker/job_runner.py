@@ -35,6 +35,7 @@ from studio_ai.consumers.job_outcomes import (
     ended_outcome,
     job_metrics,
     publish_recorded,
+    settle_before_announcing,
 )
 from studio_ai.domain.errors import DomainError
 from studio_ai.domain.extractive import Source
@@ -431,7 +432,7 @@ class JobRunner:
     ) -> None:
         if not outcome.get("terminal"):
             return  # an outcome recorded by an older version: nothing to publish
-        await self._settle(quota, outcome)
+        await settle_before_announcing(self.store, quota, outcome)
         record = await publish_recorded(self.publisher, outcome)
         if (
             record is not None
@@ -440,25 +441,6 @@ class JobRunner:
         ):
             outcome["counted"] = True
             self._observe(record)
-
-    async def _settle(self, quota: QuotaReservation | None, outcome: dict[str, Any]) -> None:
-        """Settle the job's quota reservation by its outcome before its end is announced, so a
-        caller who sees the job end has its concurrency slot back. Only for workspaces with a
-        concurrency limit: the others lose nothing by waiting for the usage-meter consumer,
-        which settles every job from the events (once per job), so a failure here only
-        delays it."""
-        if quota is None or not quota.settle_at_end:
-            return
-        try:
-            await self.store.quotas.settle_outcome(
-                uuid.UUID(outcome["_id"]), outcome, reservation=quota
-            )
-        except Exception:
-            log.warning(
-                "could not settle the job's quota here; the usage meter will",
-                exc_info=True,
-                extra={"job_id": outcome.get("_id")},
-            )
 
     def _observe(self, record: InferenceMetrics) -> None:
         labels = (record.model_id, self.pool)

@@ -16,6 +16,7 @@ from studio_ai.schemas.research import InsightsRequested
 from studio_ai.schemas.topics import RESEARCH_INSIGHTS_REQUESTED
 
 GROUP = "insights-worker"
+POLL_MARGIN_S = 300.0  # loading a model, the extractive fallback, recording and publishing
 
 
 def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
@@ -28,7 +29,12 @@ def build_router(deps: ConsumerDeps, *, group_id: str = GROUP) -> KafkaRouter:
     deps.closers.append(runner.aclose)
     router = KafkaRouter()
 
-    @group_subscriber(router, group_id)(RESEARCH_INSIGHTS_REQUESTED.name)
+    # A job may wait for its LLM up to the deadline; the group must not think it died.
+    poll_ms = int((deps.settings.research_llm_deadline_s + POLL_MARGIN_S) * 1000)
+
+    @group_subscriber(router, group_id, max_poll_interval_ms=poll_ms)(
+        RESEARCH_INSIGHTS_REQUESTED.name
+    )
     async def on_insights_requested(event: Envelope[InsightsRequested]) -> None:
         await runner.handle(event)
 

@@ -28,6 +28,7 @@ from studio_ai.consumers.job_outcomes import (
     ended_outcome,
     job_metrics,
     publish_recorded,
+    settle_before_announcing,
 )
 from studio_ai.domain.errors import DomainError
 from studio_ai.domain.inference_cost import gpu_seconds_share
@@ -43,6 +44,7 @@ from studio_ai.schemas.inference import (
     InferenceProgressed,
     JobError,
     JobTimings,
+    QuotaReservation,
     Usage,
 )
 from studio_ai.schemas.research import InsightsGenerated, InsightsRequested
@@ -73,7 +75,7 @@ class InsightsRunner:
         job = event.payload
         recorded = await self.store.jobs.get_outcome(job.job_id)
         if recorded is not None:
-            await self._publish(recorded)
+            await self._publish(recorded, job.quota)
             return
         if await self.store.jobs.cancelled_among([job.job_id]):
             row = await self.store.jobs.get_cancellation(job.job_id)
@@ -82,7 +84,8 @@ class InsightsRunner:
                 await self.store.jobs.claim_outcome(
                     job.job_id,
                     cancelled_outcome(event, job.job_id, cancelled_at, worker_id=self.worker_id),
-                )
+                ),
+                job.quota,
             )
             return
         started_at = datetime.now(UTC)
@@ -114,7 +117,7 @@ class InsightsRunner:
             outcome = self._failed(event, started_at, message)
         else:
             outcome = self._completed(event, started_at, written)
-        await self._publish(await self.store.jobs.claim_outcome(job.job_id, outcome))
+        await self._publish(await self.store.jobs.claim_outcome(job.job_id, outcome), job.quota)
         log.info(
             "insights job finished",
             extra={"job_id": str(job.job_id), "outcome": outcome["kind"]},
@@ -140,7 +143,12 @@ class InsightsRunner:
                 fallback_reason=written.fallback_reason,
                 usage=written.usage,
                 generated_at=timings.finished_at or started_at,
-                cited_sources=[s for s in job.sources if s.source_id in cited],
+                # What a reference needs; the abstracts stay out of the event.
+                cited_sources=[
+                    s.model_copy(update={"abstract": None})
+                    for s in job.sources
+                    if s.source_id in cited
+                ],
             ),
         )
         terminal = event.caused(
@@ -223,9 +231,10 @@ class InsightsRunner:
         )
         return ended_outcome(event, terminal, metrics, completed=False, worker_id=self.worker_id)
 
-    async def _publish(self, outcome: dict[str, Any]) -> None:
+    async def _publish(self, outcome: dict[str, Any], quota: QuotaReservation | None) -> None:
         """The insights first, then the job's end: a caller who sees the job completed finds
         its insights on the session as soon as the projector has read them."""
+        await settle_before_announcing(self.store, quota, outcome)
         if outcome.get("insights"):
             insights = Envelope[InsightsGenerated].model_validate_json(outcome["insights"])
             await self.publisher.publish(

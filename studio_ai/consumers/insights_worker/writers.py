@@ -22,6 +22,7 @@ from studio_ai.adapters.engines.base import (
 )
 from studio_ai.adapters.engines.openai_compatible import OpenAICompatibleEngine
 from studio_ai.consumers.inference_worker.engines import EngineCache
+from studio_ai.domain.fallback import EXTRACTIVE_MODEL_ID
 from studio_ai.domain.insight_prompts import insight_messages, parse_insight
 from studio_ai.domain.research_extractive import extractive_insight, references_insight
 from studio_ai.runtime.settings import Settings
@@ -60,8 +61,11 @@ class Written:
 def remote_engine(settings: Settings) -> OpenAICompatibleEngine | None:
     if not (settings.llm_base_url and settings.llm_api_key):
         return None
+    base_url = settings.llm_base_url.rstrip("/")
+    # The engine adds /v1/chat/completions; servers are often given as https://host/v1.
+    base_url = base_url.removesuffix("/v1")
     return OpenAICompatibleEngine(
-        settings.llm_base_url,
+        base_url,
         model=settings.llm_model,
         api_key=settings.llm_api_key.get_secret_value(),
         timeout_s=settings.inference_timeout_s,
@@ -71,32 +75,45 @@ def remote_engine(settings: Settings) -> OpenAICompatibleEngine | None:
 async def choose_writer(
     request: InsightsRequested, *, remote: Engine | None, engines: EngineCache, settings: Settings
 ) -> tuple[Writer, str | None]:
-    """The writer for the job, and why a more capable one was not used (if one was not)."""
-    if remote is not None:
-        return Writer(
-            InsightGenerator.REMOTE_LLM, EngineName.REMOTE_LLM, settings.llm_model, remote
-        ), None
+    """The writer for the job, and why a more capable one was not used (if one was not).
+
+    Reasons name what was not used and an error code, never a server's answer or address:
+    they are shown to the workspace's users."""
+    missing: str | None = None
+    if request.remote_llm:
+        if remote is not None:
+            return Writer(
+                InsightGenerator.REMOTE_LLM, EngineName.REMOTE_LLM, settings.llm_model, remote
+            ), None
+        missing = "the remote LLM is not configured on the insights worker"
+        log.warning("a job asked for the remote LLM; LLM_BASE_URL/LLM_API_KEY are not set here")
     if request.target.engine is not EngineName.EXTRACTIVE:
         try:
             engine = await engines.get(request.target, request.model_id)
         except EngineError as exc:
-            return _extractive(), f"model {request.model_id!r} is not usable here: {exc.message}"
+            log.warning(
+                "the insights worker cannot use the model",
+                extra={"model_id": request.model_id, "code": exc.code, "error": exc.message},
+            )
+            return _extractive(), _joined(
+                missing, f"model {request.model_id!r} is not usable here ({exc.code})"
+            )
         return Writer(
             InsightGenerator.POOL, request.target.engine, request.model_id, engine
-        ), request.fallback_reason
+        ), _joined(missing, request.fallback_reason)
     reason = request.fallback_reason or "no remote LLM is configured and no text model is installed"
-    return _extractive(), reason
+    return _extractive(), _joined(missing, reason)
 
 
 def _extractive() -> Writer:
-    return Writer(InsightGenerator.EXTRACTIVE, EngineName.EXTRACTIVE, "studio-ai/extractive")
+    return Writer(InsightGenerator.EXTRACTIVE, EngineName.EXTRACTIVE, EXTRACTIVE_MODEL_ID)
 
 
 async def write_insights(
     request: InsightsRequested, writer: Writer, *, reason: str | None, settings: Settings
 ) -> Written:
     """The insights of every kind asked for, in that order. An LLM is asked for all kinds at
-    once (its server batches them)."""
+    once (its server batches them), within STUDIO_RESEARCH_LLM_DEADLINE_S."""
     sources, question = request.sources, request.question
     written = Written(
         insights=[],
@@ -105,49 +122,103 @@ async def write_insights(
         model_id=writer.model_id,
         fallback_reason=reason,
     )
-    asked = [k for k in request.kinds if k is not InsightKind.REFERENCES]
-    answers: dict[InsightKind, Insight | BaseException | None] = {}
+    asked: list[InsightKind] = [k for k in request.kinds if k is not InsightKind.REFERENCES]
+    answers: dict[InsightKind, Insight | EngineError] = {}
     if writer.engine is not None and asked:
-        began = time.monotonic()
-        results = await asyncio.gather(
-            *(_ask(writer.engine, request, kind, written, settings) for kind in asked),
-            return_exceptions=True,
-        )
-        # The calls overlap: the job held the engine for the wall time, not the sum.
-        written.llm_seconds = time.monotonic() - began
-        answers = dict(zip(asked, results, strict=True))
+        answers = await _ask_all(writer.engine, request, asked, written, settings)
     failed = next((a for a in answers.values() if isinstance(a, EngineError)), None)
     for kind in request.kinds:
         if kind is InsightKind.REFERENCES:
             written.insights.append(references_insight(sources))
             continue
         answer = answers.get(kind)
-        if isinstance(answer, BaseException) and not isinstance(answer, EngineError):
-            raise answer
-        if isinstance(answer, Insight):
-            written.insights.append(answer)
+        if isinstance(answer, Insight) and answer.citations:
+            written.insights.append(answer.model_copy(update={"generator": writer.generator}))
             continue
         insight = extractive_insight(kind, sources, question)
         if writer.engine is not None:
-            why = answer if isinstance(answer, EngineError) else None
+            why = (
+                f"the model could not be used ({answer.code})"
+                if isinstance(answer, EngineError)
+                else UNCITED
+            )
             insight = insight.model_copy(
                 update={
                     "generator": InsightGenerator.EXTRACTIVE,
-                    "note": _joined(insight.note, _why_extractive(why)),
+                    "note": _joined(insight.note, f"{why}; sentences chosen from the sources"),
+                    # What the model cited wrongly stays visible.
+                    "flagged_citations": answer.flagged_citations
+                    if isinstance(answer, Insight)
+                    else [],
                 }
             )
         written.insights.append(insight)
+    if writer.engine is not None and not any(
+        i.generator is writer.generator for i in written.insights
+    ):
+        # Nothing the LLM wrote was kept: the job was written by the extractive engine (the
+        # tokens it spent still count).
+        if failed is None:
+            written.fallback_reason = _joined(
+                written.fallback_reason,
+                f"{writer.generator.value} {writer.model_id!r} was asked, but none of its "
+                "answers cited an attached source",
+            )
+        written.generator = InsightGenerator.EXTRACTIVE
+        written.engine = EngineName.EXTRACTIVE
+        written.model_id = EXTRACTIVE_MODEL_ID
     if failed is not None:
-        log.warning(
-            "the LLM could not write some insights; sentences were chosen instead",
-            extra={"job_id": str(request.job_id), "code": failed.code},
-        )
         written.fallback_reason = _joined(
             written.fallback_reason,
-            f"{writer.generator.value} failed ({failed.code}: {failed.message}); those insights "
-            "were chosen from the sources instead",
+            f"{writer.generator.value} failed ({failed.code}); those insights were chosen from "
+            "the sources instead",
         )
     return written
+
+
+async def _ask_all(
+    engine: Engine,
+    request: InsightsRequested,
+    kinds: list[InsightKind],
+    written: Written,
+    settings: Settings,
+) -> dict[InsightKind, Insight | EngineError]:
+    began = time.monotonic()
+    calls = [asyncio.ensure_future(_ask(engine, request, k, written, settings)) for k in kinds]
+    done, pending = await asyncio.wait(calls, timeout=settings.research_llm_deadline_s)
+    for call in pending:
+        call.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    # The calls overlap: the job held the engine for the wall time, not their sum.
+    written.llm_seconds = time.monotonic() - began
+    answers: dict[InsightKind, Insight | EngineError] = {}
+    for kind, call in zip(kinds, calls, strict=True):
+        if call not in done:
+            answers[kind] = EngineError(
+                "deadline",
+                f"no answer within {settings.research_llm_deadline_s:.0f} s",
+                retryable=True,
+            )
+        elif (exc := call.exception()) is not None:
+            if not isinstance(exc, Exception):
+                raise exc
+            if not isinstance(exc, EngineError):
+                # A malformed answer the engine did not classify: fall back, and log it.
+                log.warning(
+                    "the LLM's answer could not be read",
+                    exc_info=exc,
+                    extra={"job_id": str(request.job_id)},
+                )
+                exc = EngineError("bad_answer", type(exc).__name__, retryable=True)
+            log.warning(
+                "the LLM could not write an insight; choosing sentences instead",
+                extra={"job_id": str(request.job_id), "kind": kind.value, "code": exc.code},
+            )
+            answers[kind] = exc
+        else:
+            answers[kind] = call.result()
+    return answers
 
 
 async def _ask(
@@ -156,8 +227,8 @@ async def _ask(
     kind: InsightKind,
     written: Written,
     settings: Settings,
-) -> Insight | None:
-    """The LLM's insight of `kind`, or None when its answer cites no attached source."""
+) -> Insight:
+    """The LLM's insight of `kind`, its citations checked against the attached sources."""
     result = await generate_with_retries(
         engine,
         GenerationRequest(
@@ -178,15 +249,10 @@ async def _ask(
             "the LLM's answer cited no attached source; choosing sentences instead",
             extra={"job_id": str(request.job_id), "kind": kind.value},
         )
-        return None
-    return insight.model_copy(update={"generator": written.generator})
+    return insight
 
 
-def _why_extractive(failed: EngineError | None) -> str:
-    if failed is not None:
-        return f"the model could not be used ({failed.code}); sentences chosen from the sources"
-    return f"{UNCITED}; sentences chosen from the sources instead"
-
-
-def _joined(first: str | None, second: str) -> str:
-    return f"{first}; {second}" if first else second
+def _joined(first: str | None, second: str | None) -> str | None:
+    if first and second:
+        return f"{first}; {second}"
+    return first or second

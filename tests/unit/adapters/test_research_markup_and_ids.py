@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -324,3 +325,27 @@ def test_recorded_abstracts_begin_with_their_first_words() -> None:
     assert geb is not None and geb.startswith("Aim: Despite unprecedented environmental change")
     assert "\n\nMain Conclusions: General temporal trends" in geb
     assert "95 km2." in geb
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<a" + " " * 20_000,
+        "<script>" * 2_500,
+        "<!--" * 5_000,
+        "<![CDATA[" * 2_000,
+        "<a " * 7_000,
+        "<jats:tex-math>" * 1_500 + "<math>",
+    ],
+)
+def test_hostile_markup_is_cleaned_without_stalling(hostile: str) -> None:
+    """These took 4-29 s with backtracking patterns (cleaning runs on the gateway's loop)."""
+    started = time.monotonic()
+    clean_abstract(hostile)
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("doi", ["10.1234/../../members/311", "10.1234/./x", "10.1234/a/.."])
+def test_a_doi_cannot_walk_the_provider_url(doi: str) -> None:
+    with pytest.raises(InvalidInput, match="is not a DOI"):
+        normalise_doi(doi)

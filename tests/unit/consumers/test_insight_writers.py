@@ -65,7 +65,9 @@ class ScriptedEngine:
         return GenerationResult(self.answer, 100, 20, "stop")
 
 
-def request(*kinds: InsightKind, engine: EngineName = EngineName.EXTRACTIVE) -> InsightsRequested:
+def request(
+    *kinds: InsightKind, engine: EngineName = EngineName.EXTRACTIVE, remote: bool = True
+) -> InsightsRequested:
     return InsightsRequested(
         job_id=uuid.uuid4(),
         session_id="rs_" + "0" * 32,
@@ -75,6 +77,7 @@ def request(*kinds: InsightKind, engine: EngineName = EngineName.EXTRACTIVE) -> 
         pool="builtin",
         target=EngineTarget(engine=engine, endpoint_url="http://127.0.0.1:1"),
         max_tokens=64,
+        remote_llm=remote,
         queued_at=datetime.now(UTC),
     )
 
@@ -106,15 +109,18 @@ def test_the_remote_llm_writes_when_configured_and_invented_citations_are_flagge
 
 
 def test_an_answer_citing_nothing_attached_is_replaced_by_cited_sentences() -> None:
-    written = write(request(InsightKind.SUMMARY), ScriptedEngine("Weight went down a lot."))
+    answer = "Weight went down a lot [arxiv:2401.00001]. Everyone agreed."
+    written = write(request(InsightKind.SUMMARY), ScriptedEngine(answer))
     (summary,) = written.insights
     assert summary.generator is InsightGenerator.EXTRACTIVE
     assert summary.note and "cited none of the attached sources" in summary.note
-    assert summary.items and all(
-        set(i.citations) <= {"fixture:a", "fixture:b"} for i in summary.items
-    )
-    assert written.generator is InsightGenerator.REMOTE_LLM  # it was asked, and its tokens count
-    assert written.usage.completion_tokens == 20
+    assert summary.items
+    assert all(set(i.citations) <= {"fixture:a", "fixture:b"} for i in summary.items)
+    # The invented citation stays visible, and the job says who wrote what it kept.
+    assert [f.citation for f in summary.flagged_citations] == ["arxiv:2401.00001"]
+    assert written.generator is InsightGenerator.EXTRACTIVE
+    assert written.model_id == "studio-ai/extractive"
+    assert written.usage.completion_tokens == 20  # the tokens it spent still count
 
 
 def test_an_llm_that_keeps_failing_falls_back_and_says_why() -> None:
@@ -123,10 +129,34 @@ def test_an_llm_that_keeps_failing_falls_back_and_says_why() -> None:
     assert engine.calls == 4  # two kinds, two attempts each
     assert all(i.generator is InsightGenerator.EXTRACTIVE and i.items for i in written.insights)
     assert written.fallback_reason and "server_error" in written.fallback_reason
+    assert "HTTP 503" not in written.fallback_reason  # a server's answer is not shown to users
+    assert written.generator is InsightGenerator.EXTRACTIVE
+
+
+class BrokenEngine(ScriptedEngine):
+    async def generate(
+        self, request: GenerationRequest, *, on_token: TokenCallback | None = None
+    ) -> GenerationResult:
+        raise AttributeError("'list' object has no attribute 'get'")
+
+
+def test_an_unreadable_answer_falls_back_instead_of_failing_the_job() -> None:
+    written = write(request(InsightKind.SUMMARY), BrokenEngine())
+    (summary,) = written.insights
+    assert summary.generator is InsightGenerator.EXTRACTIVE and summary.items
+    assert written.fallback_reason and "bad_answer" in written.fallback_reason
+
+
+def test_the_remote_llm_is_used_only_when_the_gateway_chose_it() -> None:
+    engine = ScriptedEngine("- Semaglutide lowered weight [fixture:a]")
+    written = write(request(InsightKind.BULLETS, remote=False), engine)
+    assert engine.calls == 0 and written.generator is InsightGenerator.EXTRACTIVE
+    missing = write(request(InsightKind.BULLETS, remote=True), None)
+    assert missing.fallback_reason and "not configured" in missing.fallback_reason
 
 
 def test_without_llm_or_installed_model_the_extractive_engine_writes() -> None:
-    req = request(InsightKind.SUMMARY, InsightKind.OUTLINE)
+    req = request(InsightKind.SUMMARY, InsightKind.OUTLINE, remote=False)
     written = write(req, None)
     assert written.generator is InsightGenerator.EXTRACTIVE
     assert written.fallback_reason and "no remote LLM" in written.fallback_reason
@@ -136,7 +166,7 @@ def test_without_llm_or_installed_model_the_extractive_engine_writes() -> None:
 
 
 def test_a_model_whose_engine_cannot_be_made_falls_back_to_extractive() -> None:
-    req = request(InsightKind.SUMMARY, engine=EngineName.TRANSFORMERS)
+    req = request(InsightKind.SUMMARY, engine=EngineName.TRANSFORMERS, remote=False)
     written = write(req, None)
     assert written.generator is InsightGenerator.EXTRACTIVE
     assert written.fallback_reason and "org/model" in written.fallback_reason
