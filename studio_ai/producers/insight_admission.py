@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -22,31 +21,26 @@ from studio_ai.domain.inference_job import InferenceJob, JobProgress
 from studio_ai.domain.insight_prompts import DEFAULT_MAX_CHARS_PER_SOURCE
 from studio_ai.domain.plans import check_features, model_allowed
 from studio_ai.domain.quotas import Metering, Outcome, token_estimate
-from studio_ai.producers.gateway.context import GatewayState, HttpProblem
+from studio_ai.producers.gateway.context import GatewayState
 from studio_ai.producers.governance import release, reserve, workspace_plan
 from studio_ai.producers.job_admission import (
-    audit_request,
     audited_denial,
     catalog_for,
     check_known,
     default_model,
     engine_target,
-    fail_unqueued,
     live_pools,
     metering_for,
+    queue_admitted,
 )
 from studio_ai.producers.research_sessions import session_doc
-from studio_ai.runtime.audit import audit_id_for
-from studio_ai.runtime.broker import ensure_topics
-from studio_ai.schemas.audit import AuditAction, AuditOutcome, InputRef
+from studio_ai.schemas.audit import AuditAction, InputRef
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.inference import JobTimings, TextTask
 from studio_ai.schemas.models import Modality, ModelTask
 from studio_ai.schemas.research import InsightKind, InsightsRequested, ResearchSource
 from studio_ai.schemas.research_api import GenerateInsightsRequest, InsightLinks, InsightsAccepted
 from studio_ai.schemas.topics import RESEARCH_INSIGHTS_REQUESTED
-
-log = logging.getLogger(__name__)
 
 REMOTE_LLM_PREFIX = "remote-llm/"
 
@@ -201,34 +195,18 @@ async def submit_insights(
                 timings=JobTimings(queued_at=queued_at),
             )
         )
-        try:
-            await audit_request(
-                state,
-                caller,
-                correlation_id,
-                AuditOutcome.ACCEPTED,
-                model_id=payload.model_id,
-                inputs=[InputRef(ref=f"job:{job_id}"), *inputs],
-                reason=payload.fallback_reason,
-                audit_id=audit_id_for(AuditAction.RESEARCH_GENERATED, str(job_id)),
-                action=AuditAction.RESEARCH_GENERATED,
-            )
-            topic = RESEARCH_INSIGHTS_REQUESTED
-            if topic.name not in state.known_topics:
-                await ensure_topics(state.settings, [topic])
-                state.known_topics.add(topic.name)
-            await state.publisher.publish(topic, event, key=session_id)
-        except Exception as exc:
-            log.exception("could not publish the insights request")
-            await fail_unqueued(state, event, type(exc).__name__)
-            await release(state.store, job_id, Outcome.FAILED)
-            raise HttpProblem(
-                503,
-                "broker_unavailable",
-                "the insights job could not be queued (the event broker did not accept it); "
-                "try again",
-                {"Retry-After": "5"},
-            ) from exc
+        await queue_admitted(
+            state,
+            caller,
+            correlation_id,
+            event,
+            topic=RESEARCH_INSIGHTS_REQUESTED,
+            key=session_id,
+            model_id=payload.model_id,
+            inputs=[InputRef(ref=f"job:{job_id}"), *inputs],
+            reason=payload.fallback_reason,
+            action=AuditAction.RESEARCH_GENERATED,
+        )
     except BaseException:
         with contextlib.suppress(Exception):
             await release(state.store, job_id, Outcome.FAILED)

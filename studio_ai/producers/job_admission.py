@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -60,7 +60,7 @@ from studio_ai.schemas.inference_api import (
 )
 from studio_ai.schemas.models import CatalogEntry, Modality, ModelTask, PricingBasis
 from studio_ai.schemas.research import InsightsRequested
-from studio_ai.schemas.topics import inference_requested
+from studio_ai.schemas.topics import TopicSpec, inference_requested
 
 log = logging.getLogger(__name__)
 
@@ -391,32 +391,19 @@ async def _admit(
             await _end_image_uses(state, payload)
             await release(state.store, job_id, Outcome.FAILED)
             raise
-        try:
-            await audit_request(
-                state,
-                caller,
-                correlation_id,
-                AuditOutcome.ACCEPTED,
-                model_id=resolution.resolved_model_id,
-                inputs=[InputRef(ref=f"job:{job_id}"), *inputs],
-                reason=resolution.fallback_reason,
-                audit_id=audit_id_for(AuditAction.INFERENCE_REQUESTED, str(job_id)),
-            )
-            if topic.name not in state.known_topics:
-                await ensure_topics(state.settings, [topic])
-                state.known_topics.add(topic.name)
-            await state.publisher.publish(topic, event, key=str(payload.job_id))
-        except Exception as exc:
-            log.exception("could not publish the inference request")
-            await fail_unqueued(state, event, f"{type(exc).__name__}")
-            await _end_image_uses(state, payload)
-            await release(state.store, job_id, Outcome.FAILED)
-            raise HttpProblem(
-                503,
-                "broker_unavailable",
-                "the job could not be queued (the event broker did not accept it); try again",
-                {"Retry-After": "5"},
-            ) from exc
+        await queue_admitted(
+            state,
+            caller,
+            correlation_id,
+            event,
+            topic=topic,
+            key=str(payload.job_id),
+            model_id=resolution.resolved_model_id,
+            inputs=[InputRef(ref=f"job:{job_id}"), *inputs],
+            reason=resolution.fallback_reason,
+            action=AuditAction.INFERENCE_REQUESTED,
+            on_failure=lambda: _end_image_uses(state, payload),
+        )
     except BaseException:
         # Whatever stopped the job from being queued, its reservation goes back (once per job:
         # the paths above that already gave it back make this a no-op).
@@ -433,6 +420,54 @@ async def _admit(
         engine=payload.target.engine,
         links=JobLinks(self=links, events=f"{links}/events", cancel=f"{links}/cancel"),
     )
+
+
+async def queue_admitted(
+    state: GatewayState,
+    caller: Caller,
+    correlation_id: str,
+    event: Envelope[InferenceRequested] | Envelope[InsightsRequested],
+    *,
+    topic: TopicSpec,
+    key: str,
+    model_id: str,
+    inputs: list[InputRef],
+    reason: str | None,
+    action: AuditAction,
+    on_failure: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Audit an admitted job as accepted, then publish its request. If either fails, the job
+    ends failed (`not_queued`), `on_failure` undoes what admission did, its reservation goes
+    back, and the caller gets 503."""
+    job_id = event.payload.job_id
+    try:
+        await audit_request(
+            state,
+            caller,
+            correlation_id,
+            AuditOutcome.ACCEPTED,
+            model_id=model_id,
+            inputs=inputs,
+            reason=reason,
+            audit_id=audit_id_for(action, str(job_id)),
+            action=action,
+        )
+        if topic.name not in state.known_topics:
+            await ensure_topics(state.settings, [topic])
+            state.known_topics.add(topic.name)
+        await state.publisher.publish(topic, event, key=key)
+    except Exception as exc:
+        log.exception("could not publish the job's request", extra={"topic": topic.name})
+        await fail_unqueued(state, event, type(exc).__name__)
+        if on_failure is not None:
+            await on_failure()
+        await release(state.store, job_id, Outcome.FAILED)
+        raise HttpProblem(
+            503,
+            "broker_unavailable",
+            "the job could not be queued (the event broker did not accept it); try again",
+            {"Retry-After": "5"},
+        ) from exc
 
 
 @asynccontextmanager

@@ -23,6 +23,7 @@ from studio_ai.adapters.research.base import (
     ProviderError,
     RequestGate,
     checked_query,
+    expect_ok,
     send_with_retries,
     server_label,
     user_agent,
@@ -96,7 +97,7 @@ class ArxivProvider:
                 f"arxiv rejected the id {wanted!r} ({problem or 'HTTP 400'}); an arXiv id looks "
                 f"like {ARXIV_EXAMPLES}",
             )
-        self._expect_ok(response)
+        expect_ok(self.name, response)
         assert feed is not None
         for entry in feed.findall(f"{ATOM}entry"):
             source = entry_to_source(entry)
@@ -124,7 +125,7 @@ class ArxivProvider:
                 f"arxiv rejected the search query ({problem or 'HTTP 400'}); use plain words, or "
                 "arXiv field prefixes such as ti:, au:, abs:, all:"
             )
-        self._expect_ok(response)
+        expect_ok(self.name, response)
         assert feed is not None
         sources: list[ResearchSource] = []
         for entry in feed.findall(f"{ATOM}entry"):
@@ -148,14 +149,6 @@ class ArxivProvider:
             timeout_s=self._timeout_s,
             target=self._target,
         )
-
-    def _expect_ok(self, response: httpx.Response) -> None:
-        if response.status_code != 200:
-            raise ProviderError(
-                self.name,
-                "unavailable",
-                f"arxiv refused the request (HTTP {response.status_code}); try again later",
-            )
 
     def _feed(self, response: httpx.Response, *, tolerate_unreadable: bool) -> Element | None:
         """The Atom feed; None when it cannot be read and `tolerate_unreadable` (an error

@@ -312,3 +312,13 @@ def server_label(base_url: str | httpx.URL) -> str:
         return str(base_url)
     port = f":{url.port}" if url.port else ""
     return f"{url.scheme}://{url.host}{port}"
+
+
+def expect_ok(provider: ProviderName, response: httpx.Response) -> None:
+    """A status the retries did not handle (an unexpected 4xx) as the provider's refusal."""
+    if response.status_code != 200:
+        raise ProviderError(
+            provider,
+            "unavailable",
+            f"{provider.value} refused the request (HTTP {response.status_code}); try again later",
+        )

@@ -17,6 +17,7 @@ import httpx
 from studio_ai.adapters.research.base import (
     ProviderError,
     checked_query,
+    expect_ok,
     send_with_retries,
     server_label,
     user_agent,
@@ -77,7 +78,7 @@ class CrossrefProvider:
                 "invalid_id",
                 f"crossref rejected the DOI {doi} (HTTP 400); check the DOI",
             )
-        self._expect_ok(response)
+        expect_ok(self.name, response)
         work = self._message(response)
         source = work_to_source(work, fallback_doi=doi)
         if source is None:
@@ -97,7 +98,7 @@ class CrossrefProvider:
                 "crossref rejected the search query (HTTP 400); use plain words, without "
                 "field syntax"
             )
-        self._expect_ok(response)
+        expect_ok(self.name, response)
         items = self._message(response).get("items")
         if not isinstance(items, list):
             raise self._malformed("the work list has no 'items' array")
@@ -125,14 +126,6 @@ class CrossrefProvider:
             timeout_s=self._timeout_s,
             target=self._target,
         )
-
-    def _expect_ok(self, response: httpx.Response) -> None:
-        if response.status_code != 200:
-            raise ProviderError(
-                self.name,
-                "unavailable",
-                f"crossref refused the request (HTTP {response.status_code}); try again later",
-            )
 
     def _message(self, response: httpx.Response) -> dict[str, Any]:
         try:
