@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 WHEELHOUSE ?= $(HOME)/.cache/studio-ai/wheels
 SERVICES := deploy/local/services.sh
 
-.PHONY: venv services-up services-down services-status lint test run bench clean-state
+.PHONY: venv services-up services-down services-status lint test run bench clean-state docs
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ run: venv
 
 bench: venv
 	$(SERVICES) exec -- bash -c 'rc=0; for f in bench/bench_*.py; do [[ -e "$$f" ]] || continue; echo "== $$f"; $(VENV)/bin/python "$$f" || rc=1; done; exit $$rc'
+
+# docs/asyncapi.json (events) and docs/openapi.json (HTTP API), generated from the code;
+# tests/contract fails when they are out of date.
+docs: venv
+	$(VENV)/bin/studio-ai docs generate --out docs
 
 clean-state:
 	STUDIO_LOCAL_STATE=.local/state $(SERVICES) down

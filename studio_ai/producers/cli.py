@@ -18,6 +18,8 @@ from rich.table import Table
 from studio_ai.domain.errors import DomainError
 from studio_ai.domain.identity import Role, validate_name
 from studio_ai.producers.cli_audit import audit_app
+from studio_ai.producers.cli_docs import docs_app
+from studio_ai.producers.cli_operations import dlq_app, replay_projection, topics_describe
 from studio_ai.producers.cli_receipts import receipts_app
 from studio_ai.producers.cli_research import research_app
 from studio_ai.producers.cli_workspaces import workspaces_app
@@ -43,6 +45,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(receipts_app, name="receipts")
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(research_app, name="research")
+app.add_typer(dlq_app, name="dlq")
+app.command("replay")(replay_projection)
+topics_app.command("describe")(topics_describe)
+app.add_typer(docs_app, name="docs")
 
 console = Console()
 err = Console(stderr=True)

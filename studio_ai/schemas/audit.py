@@ -33,8 +33,15 @@ class InputRef(BaseModel):
     """One input of an action, by reference: `prompt`, `note:<id>`, `job:<id>`, `image:<id>`,
     `model:<id>`, `key:<id>` ... with the sha256 of its content where it has one."""
 
-    ref: str = Field(max_length=200)
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    ref: str = Field(
+        max_length=200,
+        description="The input: prompt, note:<id>, job:<id>, image:<id>, model:<id>, key:<id> ...",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the input's content, where it has one (never the content itself).",
+    )
 
 
 class AuditRecorded(BaseModel):
@@ -43,14 +50,16 @@ class AuditRecorded(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     audit_id: uuid.UUID = Field(description="Stable id: a republished record is kept once.")
-    workspace_id: str
+    workspace_id: str = Field(description="Workspace acted on; also the Kafka key.")
     user_id: str = Field(description="Who acted; `system:<process>` for automatic actions.")
-    action: AuditAction
-    model_id: str | None = None
-    inputs_refs: list[InputRef] = Field(default_factory=list)
-    outcome: AuditOutcome
+    action: AuditAction = Field(description="What was done.")
+    model_id: str | None = Field(default=None, description="The model involved, if any.")
+    inputs_refs: list[InputRef] = Field(
+        default_factory=list, description="The inputs of the action, by reference and hash."
+    )
+    outcome: AuditOutcome = Field(description="accepted, denied or done.")
     reason: str | None = Field(
         default=None, max_length=500, description="Why it was denied, or what caused it."
     )
-    created_at: datetime
-    correlation_id: str
+    created_at: datetime = Field(description="When the action happened (UTC).")
+    correlation_id: str = Field(description="The request the action belongs to.")

@@ -63,8 +63,12 @@ class Pricing(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     basis: PricingBasis = Field(description="per_token, per_gpu_second or free.")
-    usd_per_1m_prompt_tokens: float = Field(default=0.0, ge=0)
-    usd_per_1m_completion_tokens: float = Field(default=0.0, ge=0)
+    usd_per_1m_prompt_tokens: float = Field(
+        default=0.0, ge=0, description="USD per million prompt tokens (per_token)."
+    )
+    usd_per_1m_completion_tokens: float = Field(
+        default=0.0, ge=0, description="USD per million completion tokens (per_token)."
+    )
     usd_per_gpu_hour: float = Field(
         default=0.0, ge=0, description="Price of the GPU the model's pool runs on."
     )

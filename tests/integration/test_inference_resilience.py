@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
 
 from studio_ai.devkit.chat_server import ChatServer
+from studio_ai.runtime.topic_admin import group_caught_up
 from tests.integration.test_inference_jobs import install, submit, wait_job
 from tests.support.flows import add_private_model, new_workspace, read_topic
 from tests.support.stack import TINY_LLAMA, Stack, free_port, kafka_bootstrap, wait_until
@@ -141,37 +140,7 @@ def test_a_queued_job_that_is_cancelled_never_reaches_the_server(
 
 
 def _group_caught_up(group: str, topics: list[str]) -> bool:
-    async def check() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(group)
-        finally:
-            await admin.close()
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap())
-        await consumer.start()
-        try:
-            partitions = [
-                TopicPartition(t, p)
-                for t in topics
-                for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-            ]
-            ends = await consumer.end_offsets(partitions)
-        finally:
-            await consumer.stop()
-        return all(
-            end == 0 or (tp in committed and committed[tp].offset >= end)
-            for tp, end in ends.items()
-        )
-
-    return asyncio.run(check())
-
-
-async def _partitions(consumer: Any, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
+    return asyncio.run(group_caught_up(kafka_bootstrap(), group, topics))
 
 
 def test_sigkill_with_50_jobs_in_flight_then_every_job_ends_once_and_replay_changes_nothing(

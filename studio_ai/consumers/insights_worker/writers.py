@@ -101,7 +101,9 @@ async def choose_writer(
         return Writer(
             InsightGenerator.POOL, request.target.engine, request.model_id, engine
         ), _joined(missing, request.fallback_reason)
-    reason = request.fallback_reason or "no remote LLM is configured and no text model is installed"
+    reason = request.fallback_reason
+    if reason is None and request.requested_model_id != EXTRACTIVE_MODEL_ID:
+        reason = "no remote LLM is configured and no text model is installed"
     return _extractive(), _joined(missing, reason)
 
 
