@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import unquote
 
 from faststream import AckPolicy
@@ -45,6 +45,9 @@ from studio_ai.runtime.settings import Settings
 from studio_ai.schemas.contract import PATTERN_PARAMETERS, TopicContract, contracts
 from studio_ai.schemas.envelope import Envelope
 from studio_ai.schemas.topics import dead_letter_topic
+
+if TYPE_CHECKING:
+    from studio_ai.consumers.deps import ConsumerDeps
 
 ASYNCAPI_VERSION = "3.0.0"
 ASYNCAPI_FILE = "asyncapi.json"
@@ -100,7 +103,7 @@ def _doc_broker() -> KafkaBroker:
     return KafkaBroker(SERVER_HOST, description="studio-ai events")
 
 
-def _stub_deps(settings: Settings, broker: KafkaBroker) -> Any:
+def _stub_deps(settings: Settings, broker: KafkaBroker) -> ConsumerDeps:
     from studio_ai.consumers.deps import ConsumerDeps
 
     return ConsumerDeps(
@@ -247,12 +250,10 @@ def faststream_endpoints() -> tuple[list[Endpoint], dict[str, dict[str, Any]]]:
 
 def _component_name(raw: str) -> str:
     """`Envelope[InferenceMetrics]` -> `InferenceMetricsEnvelope` (component keys must match
-    ^[\\w.-]+$); other names are kept."""
+    ^[\\w.-]+$); in other names, characters outside that set become `_`."""
     if match := re.fullmatch(r"(\w+)\[(\w+)\]", raw):
-        raw = match[2] + match[1]
-    if not ID_PATTERN.match(raw):
-        raise ContractError(f"cannot name schema {raw!r} as an AsyncAPI component")
-    return raw
+        return match[2] + match[1]
+    return re.sub(r"[^\w.\-]", "_", raw)
 
 
 def _rename_refs(node: Any, names: dict[str, str]) -> Any:
@@ -409,9 +410,7 @@ def _channel(
         }
         channel["x-topic-pattern"] = True
     else:
-        channel["bindings"] = {
-            "kafka": {"topic": address, "bindingVersion": KAFKA_BINDING_VERSION}
-        }
+        channel["bindings"] = {"kafka": {"topic": address, "bindingVersion": KAFKA_BINDING_VERSION}}
     return channel
 
 
@@ -508,12 +507,13 @@ def asyncapi_document() -> dict[str, Any]:
                 "topic registry (studio_ai/schemas/topics.py) and contract"
             )
         expected = f"Envelope[{contract.payload.__name__}]"
-        if endpoint.schema != expected:
+        # A dead-letter topic holds whatever failed, so its readers may take it as anything.
+        if endpoint.schema != expected and not (dead_letter and endpoint.action == "receive"):
             raise ContractError(
                 f"{endpoint.owner} reads {endpoint.address} as {endpoint.schema}, but the "
                 f"contract (studio_ai/schemas/contract.py) says {expected}"
             )
-        envelope_schema = names[endpoint.schema]
+        envelope_schema = names[expected]
         cid = channel_id(endpoint.address)
         if dead_letter:
             message_id = f"{contract.event_type}.dead-letter"

@@ -31,35 +31,35 @@ MODEL_DOWNLOAD_REQUESTED = TopicSpec(
     "models.download-requested.v1",
     "model_id",
     "gateway",
-    "downloader",
+    "downloader, model-projector",
     "An admin asked for a model to be downloaded and installed.",
 )
 MODEL_DOWNLOAD_PROGRESSED = TopicSpec(
     "models.download-progressed.v1",
     "model_id",
     "downloader",
-    "model-projector, SSE, CLI",
+    "model-projector (the SSE stream and the CLI read the projection)",
     "Bytes and files done so far, published at a bounded rate.",
 )
 MODEL_INSTALLED = TopicSpec(
     "models.installed.v1",
     "model_id",
     "downloader",
-    "model-projector, audit",
+    "model-projector",
     "A model's files are on disk and verified.",
 )
 MODEL_DOWNLOAD_FAILED = TopicSpec(
     "models.download-failed.v1",
     "model_id",
     "downloader",
-    "model-projector, audit",
+    "model-projector",
     "A download ended without installing the model; the reason says why and what to do.",
 )
 MODEL_DOWNLOAD_CANCELLED = TopicSpec(
     "models.download-cancelled.v1",
     "model_id",
-    "downloader",
-    "model-projector, audit",
+    "gateway, downloader (one event id per download)",
+    "model-projector",
     "A download was stopped at an admin's request.",
 )
 
@@ -88,35 +88,35 @@ def inference_requested(pool: str) -> TopicSpec:
 INFERENCE_PROGRESSED = TopicSpec(
     "ai.inference-progressed.v1",
     "job_id",
-    "inference worker",
+    "inference worker, insights worker",
     "job-projector",
     "A running job's tokens so far, published at a bounded rate.",
 )
 INFERENCE_COMPLETED = TopicSpec(
     "ai.inference-completed.v1",
     "job_id",
-    "inference worker",
-    "job-projector, audit",
+    "inference worker, insights worker",
+    "job-projector, usage-meter",
     "A job's output, usage, timings, and the model and engine that produced it.",
 )
 INFERENCE_FAILED = TopicSpec(
     "ai.inference-failed.v1",
     "job_id",
-    "inference worker",
-    "job-projector, audit",
+    "inference worker, insights worker",
+    "job-projector, usage-meter",
     "A job that ended without output; the error says why and whether to retry.",
 )
 INFERENCE_CANCELLED = TopicSpec(
     "ai.inference-cancelled.v1",
     "job_id",
-    "gateway",
-    "job-projector, inference workers (through the store)",
+    "gateway; inference and insights workers republish it (same event id)",
+    "job-projector, usage-meter (workers see cancellations in the store)",
     "A caller cancelled a queued or running job.",
 )
 INFERENCE_METRICS = TopicSpec(
     "analytics.inference-metrics.v1",
     "model_id",
-    "inference worker",
+    "inference worker, insights worker",
     "metrics-recorder, analytics (external readers too)",
     "One record per finished job: queue/ttft/total latency, tokens, tokens/s and cost.",
 )

@@ -68,12 +68,14 @@ def generated() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def asyncapi(generated: dict[str, str]) -> dict[str, Any]:
-    return json.loads(generated[ASYNCAPI_FILE])  # type: ignore[no-any-return]
+    document: dict[str, Any] = json.loads(generated[ASYNCAPI_FILE])
+    return document
 
 
 @pytest.fixture(scope="module")
 def openapi(generated: dict[str, str]) -> dict[str, Any]:
-    return json.loads(generated[OPENAPI_FILE])  # type: ignore[no-any-return]
+    document: dict[str, Any] = json.loads(generated[OPENAPI_FILE])
+    return document
 
 
 def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -296,9 +298,7 @@ def test_every_consumer_group_has_its_receive_operations(asyncapi: dict[str, Any
 def test_a_consumer_that_reads_another_model_than_the_contract_is_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(
-        contract.TOPIC_PAYLOADS, topics.INFERENCE_METRICS.name, InferenceCompleted
-    )
+    monkeypatch.setitem(contract.TOPIC_PAYLOADS, topics.INFERENCE_METRICS.name, InferenceCompleted)
     with pytest.raises(ContractError, match=r"reads analytics\.inference-metrics\.v1 as"):
         asyncapi_document()
 
@@ -361,15 +361,16 @@ def test_metrics_example_parses_a_record_as_published(completed: bool, first_tok
         payload=metrics,
     )
     # What EventPublisher hands the broker, encoded as FastStream encodes it for Kafka.
-    value, content_type = encode_message(
-        event.model_dump(mode="json", serialize_as_any=True), None
-    )
+    value, content_type = encode_message(event.model_dump(mode="json", serialize_as_any=True), None)
     assert content_type == "application/json"
     example = _example()
     parsed = example.parse_record(metrics.model_id.encode(), value)
-    assert InferenceMetrics.model_validate(
-        {name: parsed[name] for name in InferenceMetrics.model_fields}
-    ) == metrics
+    assert (
+        InferenceMetrics.model_validate(
+            {name: parsed[name] for name in InferenceMetrics.model_fields}
+        )
+        == metrics
+    )
     assert parsed["key"] == metrics.model_id
     assert parsed["event_id"] == str(event.event_id)
     assert parsed["correlation_id"] == "req-1"
