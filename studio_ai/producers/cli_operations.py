@@ -45,6 +45,7 @@ from studio_ai.runtime.settings import Settings
 from studio_ai.runtime.topic_admin import TopicsReport, UnknownTopics, describe
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 dlq_app = typer.Typer(
@@ -57,6 +58,51 @@ console = Console(width=_wide, highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+# Command help, one line per paragraph: typer keeps the line breaks of a docstring's later
+# paragraphs (and of the first, in command lists).
+LIST_HELP = (
+    "The DLQ topics with their record counts, or one topic's dead letters: position, time, "
+    "reason, error type, source topic/partition/offset, key and whether it was replayed."
+)
+SHOW_HELP = (
+    "One dead letter in full: its headers and its value (pretty JSON; a value that is not "
+    "JSON is printed as text, or as escaped bytes)."
+)
+REPLAY_DLQ_HELP = (
+    "Republish dead letters to their source topic (the dlq_source_topic header) with the "
+    "same key, value and headers, so the consumers process them again once the cause is fixed."
+    "\n\n"
+    "Each dead letter is replayed once: its <dlq topic>:<partition>:<offset> is inserted into "
+    "the store's dlq_replays collection (a unique id) before it is published, so a second "
+    "replay skips it and says so. A dead letter whose source topic is unknown is refused "
+    "(exit 1)."
+)
+DESCRIBE_HELP = (
+    "Partitions, replication, end offsets, and each consumer group's committed offsets and "
+    "lag (a partition a group never committed on counts from the log start)."
+)
+REPLAY_HELP = (
+    "Rebuild a projection from its topics: run the consumer group in this process under a "
+    "fresh group id, from offset 0, until it has caught up with the end offsets its topics "
+    "had when it started; then stop and print what it consumed."
+    "\n\n"
+    "Projections are idempotent (each event is applied once, keyed by its id), so a replay "
+    "changes nothing in an up-to-date projection and restores a lost or damaged one. Messages "
+    "that failed before fail again and are dead-lettered again (the dead-lettered column). "
+    "The replay's group id keeps its offsets until Kafka expires them "
+    "(offsets.retention.minutes)."
+)
+
+
+def _doc(text: str) -> Callable[[F], F]:
+    """Give a command its help text."""
+
+    def give(command: F) -> F:
+        command.__doc__ = text
+        return command
+
+    return give
 
 
 def _fail(message: str) -> typer.Exit:
@@ -125,6 +171,7 @@ def _replayed(letter: DeadLetter, mark: ReplayMark | None) -> str:
 
 
 @dlq_app.command("list")
+@_doc(LIST_HELP)
 def dlq_list(
     topic: Annotated[
         str | None,
@@ -137,8 +184,6 @@ def dlq_list(
     limit: Annotated[int, typer.Option(min=1, help="Show the most recent N records.")] = 100,
     as_json: AsJson = False,
 ) -> None:
-    """The DLQ topics with their record counts, or one topic's dead letters: position, time,
-    reason, error type, source topic/partition/offset, key and whether it was replayed."""
     settings = Settings()
     if topic is None:
         summaries = _run(settings, lambda: list_dlq_topics(settings.kafka_bootstrap))
@@ -269,13 +314,12 @@ def _mark_json(mark: ReplayMark | None) -> dict[str, Any] | None:
 
 
 @dlq_app.command("show")
+@_doc(SHOW_HELP)
 def dlq_show(
     topic: Annotated[str, typer.Argument(help="A source topic or its .dlq name.")],
     position: Annotated[str, typer.Argument(help="PARTITION:OFFSET of the dead letter, e.g. 0:7.")],
     as_json: AsJson = False,
 ) -> None:
-    """One dead letter in full: its headers and its value (pretty JSON; a value that is not
-    JSON is printed as text, or as escaped bytes)."""
     settings = Settings()
     dlq = dlq_topic_for(topic)
     try:
@@ -297,10 +341,10 @@ def dlq_show(
         )
         return
     console.print(Text(f"{dlq} {letter.position}  {_when(letter)}", style="bold"))
-    console.print(Text(f"key: {_shown(letter.key)}"))
+    console.print(Text(f"key: {_shown(letter.key)}"), soft_wrap=True)
     console.print(Text("headers:"))
     for name, raw in letter.headers:
-        console.print(Text(f"  {name}: {_shown(raw)}"))
+        console.print(Text(f"  {name}: {_shown(raw)}"), soft_wrap=True)
     console.print(Text(f"value ({encoding}, {len(letter.value or b'')} bytes):"))
     if encoding == "json":
         console.print(Text(json.dumps(value, indent=2, ensure_ascii=False)), soft_wrap=True)
@@ -325,6 +369,7 @@ def _decoded(data: bytes | None) -> tuple[Any, str]:
 
 
 @dlq_app.command("replay")
+@_doc(REPLAY_DLQ_HELP)
 def dlq_replay(
     topic: Annotated[str, typer.Argument(help="A source topic or its .dlq name.")],
     offset: Annotated[
@@ -347,13 +392,6 @@ def dlq_replay(
         ),
     ] = False,
 ) -> None:
-    """Republish dead letters to their source topic (the dlq_source_topic header) with the
-    same key, value and headers, so the consumers process them again once the cause is fixed.
-
-    Each dead letter is replayed once: its `<dlq topic>:<partition>:<offset>` is inserted
-    into the store's dlq_replays collection (a unique id) before it is published, so a second
-    replay skips it and says so. A dead letter whose source topic is unknown is refused.
-    """
     settings = Settings()
     dlq = dlq_topic_for(topic)
     try:
@@ -418,6 +456,7 @@ def _print_replay(results: list[ReplayResult]) -> None:
 # --- topics describe ----------------------------------------------------------------------
 
 
+@_doc(DESCRIBE_HELP)
 def topics_describe(
     topics: Annotated[
         list[str] | None,
@@ -435,7 +474,6 @@ def topics_describe(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Partitions, replication, offsets, and each consumer group's committed offsets and lag."""
     settings = Settings()
     report = _run(
         settings, lambda: describe(settings.kafka_bootstrap, topics or None, group_patterns=group)
@@ -532,6 +570,7 @@ def _report_json(report: TopicsReport) -> dict[str, Any]:
 # --- replay -------------------------------------------------------------------------------
 
 
+@_doc(REPLAY_HELP)
 def replay_projection(
     group: Annotated[
         str,
@@ -553,16 +592,6 @@ def replay_projection(
         float, typer.Option(min=1, help="Give up (exit 1) after this many seconds.")
     ] = 600.0,
 ) -> None:
-    """Rebuild a projection from its topics: run the consumer group in this process under a
-    fresh group id, from offset 0, until it has caught up with the end offsets its topics had
-    when it started; then stop and print what it consumed.
-
-    Projections are idempotent (each event is applied once, keyed by its id), so a replay
-    changes nothing in an up-to-date projection and restores a lost or damaged one. Messages
-    that failed before fail again and are dead-lettered again (see the dead-lettered column).
-    The replay's group id keeps its offsets until Kafka expires them
-    (offsets.retention.minutes).
-    """
     from studio_ai.consumers.app import GROUPS
     from studio_ai.consumers.replay import ReplayError, replay_group
     from studio_ai.runtime.logging import configure_logging
@@ -572,6 +601,8 @@ def replay_projection(
     settings = Settings()
     level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
     configure_logging(level, json_logs=settings.log_json)
+    if level == "WARNING":  # FastStream's start-up notices; failures are logged elsewhere
+        logging.getLogger("studio_ai.broker").setLevel(logging.ERROR)
     try:
         result = _run(
             settings, lambda: replay_group(settings, group, group_id=group_id, timeout_s=timeout)

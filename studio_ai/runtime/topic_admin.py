@@ -45,9 +45,7 @@ class UnknownTopics(Exception):
     def __init__(self, missing: list[str], existing: Iterable[str]) -> None:
         self.missing = missing
         known = sorted(name for name in existing if not name.startswith("__"))
-        close = [
-            match for name in missing for match in difflib.get_close_matches(name, known, n=2)
-        ]
+        close = [match for name in missing for match in difflib.get_close_matches(name, known, n=2)]
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         super().__init__(
             f"no such topic: {', '.join(missing)}{hint} (`studio-ai topics describe` lists "

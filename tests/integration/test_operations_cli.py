@@ -160,7 +160,7 @@ def cli_json(stack: Stack, *args: str, **options: Any) -> Any:
 def assert_clean_error(done: subprocess.CompletedProcess[str], *phrases: str) -> None:
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
-    assert done.stderr.startswith("error: "), done.stderr
+    assert any(line.startswith("error: ") for line in done.stderr.splitlines()), done.stderr
     for phrase in phrases:
         assert phrase in done.stderr, done.stderr
 
