@@ -42,6 +42,18 @@ GROUPS: dict[str, Callable[..., KafkaRouter]] = {
 }
 
 
+# Groups whose effects are only projections (idempotent store writes): safe to replay. The
+# others act on the world: the downloader downloads, the insights worker calls LLMs.
+PROJECTION_GROUPS: tuple[str, ...] = (
+    model_projector.GROUP,
+    job_projector.GROUP,
+    metrics_recorder.GROUP,
+    audit_recorder.GROUP,
+    usage_meter.GROUP,
+    session_projector.GROUP,
+)
+
+
 def unknown_groups(groups: list[str]) -> list[str]:
     return [g for g in groups if g not in GROUPS]
 
@@ -62,9 +74,14 @@ class ConsumerApp:
 
 
 def create_consumer_app(
-    settings: Settings, groups: list[str], *, group_ids: Mapping[str, str] | None = None
+    settings: Settings,
+    groups: list[str],
+    *,
+    group_ids: Mapping[str, str] | None = None,
+    replaying: bool = False,
 ) -> ConsumerApp:
-    """`group_ids` renames groups, e.g. to replay a projection from offset 0 under a new id."""
+    """`group_ids` renames groups, e.g. to replay a projection from offset 0 under a new id;
+    `replaying`: messages that fail are counted, not dead-lettered a second time."""
     if bad := unknown_groups(groups):
         raise ValueError(
             f"unknown consumer group(s) {', '.join(bad)}; known groups: {', '.join(GROUPS)}"
@@ -72,7 +89,10 @@ def create_consumer_app(
     registry = CollectorRegistry()
     metrics = ConsumerMetrics.create(registry)
     policy = DeliveryPolicy(
-        attempts=settings.handler_attempts, backoff_s=settings.handler_backoff_s, metrics=metrics
+        attempts=settings.handler_attempts,
+        backoff_s=settings.handler_backoff_s,
+        metrics=metrics,
+        publish_dead_letters=not replaying,
     )
     broker = new_broker(
         settings, client_id="studio-ai-" + "+".join(groups), registry=registry, policy=policy

@@ -4,7 +4,8 @@ taken when it started; then stop.
 
 Every group's effects are idempotent (see each handler's docstring), so a replay changes nothing
 in an up-to-date projection and restores a lost or damaged one. Messages that failed before fail
-again and are dead-lettered again (counted in the result).
+again: they are counted in the result and logged, not dead-lettered a second time. Only the
+projection groups may be replayed (PROJECTION_GROUPS).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from studio_ai.consumers.app import create_consumer_app
+from studio_ai.consumers.app import PROJECTION_GROUPS, create_consumer_app
 from studio_ai.runtime.broker import ensure_topics
 from studio_ai.runtime.settings import Settings
 from studio_ai.runtime.topic_admin import (
@@ -83,7 +84,13 @@ async def replay_group(
             f"group id {group_id!r} already has committed offsets: it would resume from them "
             "instead of replaying from offset 0; choose a new --group-id"
         )
-    app = create_consumer_app(settings, [group], group_ids={group: group_id})
+    if group not in PROJECTION_GROUPS:
+        raise ReplayError(
+            f"{group!r} is not a projection: replaying it would repeat its work (the downloader "
+            "downloads, the insights worker calls LLMs and republishes metrics); replay one of "
+            f"{', '.join(PROJECTION_GROUPS)}"
+        )
+    app = create_consumer_app(settings, [group], group_ids={group: group_id}, replaying=True)
     try:
         topics = sorted(
             {t for sub in app.broker.subscribers for t in getattr(sub, "topic_names", ())}

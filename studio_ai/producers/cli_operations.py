@@ -89,7 +89,9 @@ REPLAY_HELP = (
     "\n\n"
     "Projections are idempotent (each event is applied once, keyed by its id), so a replay "
     "changes nothing in an up-to-date projection and restores a lost or damaged one. Messages "
-    "that failed before fail again and are dead-lettered again (the dead-lettered column). "
+    "that failed before fail again: they are counted (the failed-again column) and logged, "
+    "not dead-lettered a second time. Only projections may be replayed: model-projector, "
+    "job-projector, metrics-recorder, audit-recorder, usage-meter, session-projector. "
     "The replay's group id keeps its offsets until Kafka expires them "
     "(offsets.retention.minutes)."
 )
@@ -592,12 +594,17 @@ def replay_projection(
         float, typer.Option(min=1, help="Give up (exit 1) after this many seconds.")
     ] = 600.0,
 ) -> None:
-    from studio_ai.consumers.app import GROUPS
+    from studio_ai.consumers.app import GROUPS, PROJECTION_GROUPS
     from studio_ai.consumers.replay import ReplayError, replay_group
     from studio_ai.runtime.logging import configure_logging
 
     if group not in GROUPS:
         raise _fail(f"unknown group {group!r}; known: {', '.join(GROUPS)}")
+    if group not in PROJECTION_GROUPS:
+        raise _fail(
+            f"{group!r} is not a projection: replaying it would repeat its work (downloads, LLM "
+            f"calls); projections: {', '.join(PROJECTION_GROUPS)}"
+        )
     settings = Settings()
     level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
     configure_logging(level, json_logs=settings.log_json)
@@ -610,7 +617,7 @@ def replay_projection(
     except ReplayError as exc:
         raise _fail(str(exc)) from exc
     table = Table(title=f"replay of {group} under group id {result.group_id}")
-    for column in ("topic", "partitions", "records", "consumed", "dead-lettered"):
+    for column in ("topic", "partitions", "records", "consumed", "failed again"):
         table.add_column(column)
     for t in result.topics:
         table.add_row(

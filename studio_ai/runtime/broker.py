@@ -74,6 +74,8 @@ async def ensure_topics(
                         name,
                         num_partitions=settings.topic_partitions,
                         replication_factor=settings.topic_replication,
+                        # Dead letters wait for an operator: never expire them by time.
+                        topic_configs={"retention.ms": "-1"} if name.endswith(".dlq") else {},
                     )
                     for name in missing
                 ]

@@ -63,6 +63,9 @@ class DeliveryPolicy:
     backoff_s: float
     metrics: ConsumerMetrics
     dead_letter: DeadLetterPublish | None = field(default=None)
+    # A replay of a projection counts and logs what fails, rather than dead-lettering the same
+    # messages a second time (they are in the DLQ from their first delivery).
+    publish_dead_letters: bool = True
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -119,6 +122,13 @@ def delivery_guard(policy: DeliveryPolicy) -> type[BaseMiddleware]:
             if record is None or policy.dead_letter is None:
                 return False
             reason = failure_reason(exc_val)
+            if not policy.publish_dead_letters:
+                policy.metrics.dead_lettered.labels(topic=record.topic).inc()
+                log.warning(
+                    "message failed again during a replay; not dead-lettered again",
+                    extra={"topic": record.topic, "offset": record.offset, "reason": reason},
+                )
+                return True
             headers = dead_letter_headers(record, reason, type(exc_val).__name__)
             await policy.dead_letter(
                 dead_letter_topic(record.topic), record.key, record.value or b"", headers
