@@ -228,15 +228,10 @@ def provider_problem(exc: ProviderError) -> HttpProblem | InvalidInput | NotFoun
         return NotFound(exc.message)
     if exc.kind == "invalid_id":
         return InvalidInput(exc.message)
-    if exc.kind == "malformed":
-        return HttpProblem(502, "provider_bad_response", exc.message, extra=_named(exc))
-    headers = {"Retry-After": str(max(1, round(exc.retry_after_s or 5)))}
-    code = "provider_rate_limited" if exc.kind == "rate_limited" else "provider_unavailable"
-    return HttpProblem(503, code, exc.message, headers, extra=_named(exc))
-
-
-def _named(exc: ProviderError) -> dict[str, Any]:
-    return {"provider": exc.provider.value}
+    headers = {"Retry-After": str(max(1, round(exc.retry_after_s or 5)))} if exc.retryable else None
+    return HttpProblem(
+        exc.http_status, exc.code, exc.message, headers, extra={"provider": exc.provider.value}
+    )
 
 
 # --- views -----------------------------------------------------------------------------------

@@ -43,13 +43,14 @@ BASE_URL_SETTINGS = {
 _CODES: dict[str, str] = {
     "unavailable": "provider_unavailable",
     "rate_limited": "provider_rate_limited",
-    "malformed": "provider_malformed_response",
+    "malformed": "provider_bad_response",
     "not_found": "not_found",
     "invalid_id": "invalid_input",
 }
+# A provider's rate limit is 503 to our callers: 429 would say that *they* asked too much.
 _HTTP_STATUS: dict[str, int] = {
     "unavailable": 503,
-    "rate_limited": 429,
+    "rate_limited": 503,
     "malformed": 502,
     "not_found": 404,
     "invalid_id": 422,

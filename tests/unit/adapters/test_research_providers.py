@@ -761,7 +761,7 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
 
 def test_provider_errors_carry_an_api_code_and_status() -> None:
     error = ProviderError(ProviderName.ARXIV, "rate_limited", "arxiv is busy", retry_after_s=3)
-    assert (error.code, error.http_status, error.retryable) == ("provider_rate_limited", 429, True)
+    assert (error.code, error.http_status, error.retryable) == ("provider_rate_limited", 503, True)
     assert not ProviderError(ProviderName.ARXIV, "not_found", "x").retryable
     with pytest.raises(ValueError, match="unknown provider error kind"):
         ProviderError(ProviderName.ARXIV, "gone", "x")  # type: ignore[arg-type]
