@@ -228,6 +228,24 @@ def _check_flagged(served: ServedModel) -> None:
     assert all(invented not in item["text"] for item in insight["items"])
 
 
+def test_cancelling_a_running_insights_job_stops_its_llm_calls(stack: Stack) -> None:
+    for served in serve(stack, "insight-cancel"):
+        client = served.client
+        session_id, _ = fixture_session(client)
+        served.chat.configure(latency_ms=120_000)
+        accepted = generate(
+            client, session_id, kinds=["summary", "bullets"], model_id=served.model_id
+        )
+        served.chat.wait_for(lambda c: c.in_flight == 2, timeout=30)
+        cancel = client.post(f"/ai/jobs/{accepted['job_id']}/cancel")
+        assert cancel.status_code == 202, cancel.text
+        assert wait_job(client, accepted["job_id"], timeout=30)["status"] == "cancelled"
+        # The worker noticed and closed both LLM requests; nothing reached the session.
+        counters = served.chat.wait_for(lambda c: c.cancelled == 2, timeout=30)
+        assert counters.completed == 0
+        assert session(client, session_id)["insights"] == []
+
+
 def test_a_remote_openai_compatible_llm_is_recorded_as_the_generator(
     stack: Stack, served_tiny_llama: tuple[str, str]
 ) -> None:

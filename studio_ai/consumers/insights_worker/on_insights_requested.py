@@ -10,6 +10,8 @@ session projector keeps each insight once. A job cancelled before it runs is not
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -54,6 +56,12 @@ log = logging.getLogger(__name__)
 
 Request = Envelope[InsightsRequested]
 
+CANCEL_POLL_S = 1.0  # how soon a running job notices that a caller cancelled it
+
+
+class JobCancelled(Exception):
+    """A caller cancelled the job while its insights were being written."""
+
 
 class InsightsRunner:
     def __init__(
@@ -78,15 +86,7 @@ class InsightsRunner:
             await self._publish(recorded, job.quota)
             return
         if await self.store.jobs.cancelled_among([job.job_id]):
-            row = await self.store.jobs.get_cancellation(job.job_id)
-            cancelled_at = row["requested_at"] if row else datetime.now(UTC)
-            await self._publish(
-                await self.store.jobs.claim_outcome(
-                    job.job_id,
-                    cancelled_outcome(event, job.job_id, cancelled_at, worker_id=self.worker_id),
-                ),
-                job.quota,
-            )
+            await self._record_cancelled(event)
             return
         started_at = datetime.now(UTC)
         await self.publisher.publish(
@@ -103,10 +103,10 @@ class InsightsRunner:
             key=str(job.job_id),
         )
         try:
-            writer, reason = await choose_writer(
-                job, remote=self.remote, engines=self.engines, settings=self.settings
-            )
-            written = await write_insights(job, writer, reason=reason, settings=self.settings)
+            written = await self._write_unless_cancelled(job)
+        except JobCancelled:
+            await self._record_cancelled(event)
+            return
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:
@@ -122,6 +122,43 @@ class InsightsRunner:
             "insights job finished",
             extra={"job_id": str(job.job_id), "outcome": outcome["kind"]},
         )
+
+    async def _write_unless_cancelled(self, job: InsightsRequested) -> Written:
+        """The job's insights; JobCancelled if a caller cancels it meanwhile (its LLM calls
+        are cancelled too, which closes their HTTP streams)."""
+
+        async def write() -> Written:
+            writer, reason = await choose_writer(
+                job, remote=self.remote, engines=self.engines, settings=self.settings
+            )
+            return await write_insights(job, writer, reason=reason, settings=self.settings)
+
+        task = asyncio.create_task(write())
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=CANCEL_POLL_S)
+                if done:
+                    return task.result()
+                if await self.store.jobs.cancelled_among([job.job_id]):
+                    raise JobCancelled
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _record_cancelled(self, event: Request) -> None:
+        job = event.payload
+        row = await self.store.jobs.get_cancellation(job.job_id)
+        cancelled_at = row["requested_at"] if row else datetime.now(UTC)
+        await self._publish(
+            await self.store.jobs.claim_outcome(
+                job.job_id,
+                cancelled_outcome(event, job.job_id, cancelled_at, worker_id=self.worker_id),
+            ),
+            job.quota,
+        )
+        log.info("insights job cancelled", extra={"job_id": str(job.job_id)})
 
     def _completed(self, event: Request, started_at: datetime, written: Written) -> dict[str, Any]:
         job = event.payload

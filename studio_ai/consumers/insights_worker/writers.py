@@ -187,7 +187,14 @@ async def _ask_all(
 ) -> dict[InsightKind, Insight | EngineError]:
     began = time.monotonic()
     calls = [asyncio.ensure_future(_ask(engine, request, k, written, settings)) for k in kinds]
-    done, pending = await asyncio.wait(calls, timeout=settings.research_llm_deadline_s)
+    try:
+        done, pending = await asyncio.wait(calls, timeout=settings.research_llm_deadline_s)
+    except asyncio.CancelledError:
+        # The job was cancelled: its calls go too (asyncio.wait leaves them running).
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        raise
     for call in pending:
         call.cancel()
     if pending:
