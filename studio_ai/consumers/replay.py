@@ -26,9 +26,8 @@ from studio_ai.runtime.topic_admin import (
     admin_client,
     caught_up,
     committed_offsets,
+    current_ranges,
     group_has_commits,
-    offset_ranges,
-    topic_partitions,
 )
 
 
@@ -99,7 +98,7 @@ async def replay_group(
             raise ReplayError(f"group {group!r} subscribes to no topic: nothing to replay")
         await ensure_topics(settings)
         await app.store.ensure_indexes()
-        targets = await offset_ranges(bootstrap, await topic_partitions(bootstrap, topics))
+        targets = await current_ranges(bootstrap, topics)
         began = time.monotonic()
         await app.broker.start()
         done = False

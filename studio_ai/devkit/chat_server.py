@@ -25,15 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, replace
-from types import TracebackType
 from typing import Any, TypedDict
 
-import uvicorn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,6 +38,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from typing_extensions import Unpack
+
+from studio_ai.devkit.background import BackgroundServer, bound_socket, uvicorn_server
 
 
 @dataclass(frozen=True)
@@ -344,87 +343,18 @@ def create_chat_app(state: ChatState) -> Starlette:
     )
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
+class ChatServer(BackgroundServer):
+    """Runs the chat app with uvicorn in a background thread: `with ChatServer() as s: s.url`
+    (the base URL without /v1, which OpenAICompatibleEngine takes)."""
 
-
-def _uvicorn_server(app: Starlette) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-        backlog=2048,
-    )
-    return uvicorn.Server(config)
-
-
-class ChatServer:
-    """Runs the chat app with uvicorn in a background thread: `with ChatServer() as s: s.url`."""
+    thread_name = "chat-server"
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, **knobs: Unpack[KnobChanges]
     ) -> None:
-        self.host = host
-        self._requested_port = port
+        super().__init__(host, port)
         self._state = ChatState(ChatKnobs(**knobs))
         self.app = create_chat_app(self._state)
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("ChatServer is not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """Base URL without /v1 (what OpenAICompatibleEngine takes)."""
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> ChatServer:
-        if self._thread is not None:
-            return self
-        sock = _bound_socket(self.host, self._requested_port)
-        self._port = sock.getsockname()[1]
-        server = _uvicorn_server(self.app)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="chat-server", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise RuntimeError(f"chat server did not start on {self.host}:{self._port}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> ChatServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def configure(self, **changes: Unpack[KnobChanges]) -> ChatKnobs:
         """Change the given knobs on the running server; returns all of them."""
@@ -483,10 +413,10 @@ def main(argv: list[str] | None = None) -> None:
             always_fail_status=args.always_fail_status,
         )
     )
-    sock = _bound_socket(args.host, args.port)
+    sock = bound_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
     print(f"chat server at http://{host}:{port}", flush=True)
-    _uvicorn_server(create_chat_app(state)).run(sockets=[sock])
+    uvicorn_server(create_chat_app(state)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

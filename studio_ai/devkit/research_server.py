@@ -12,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from studio_ai.devkit.chat_server import _bound_socket
+from studio_ai.devkit.background import BackgroundServer
 
 _JSON = "application/json"
 _ATOM = "application/atom+xml; charset=utf-8"
@@ -58,18 +55,16 @@ class ResearchKnobs:
     delay_s: float = 0.0
 
 
-class ResearchServer:
+class ResearchServer(BackgroundServer):
+    thread_name = "research-server"
+
     def __init__(self, fixtures: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
         self.fixtures = fixtures
-        self.host = host
-        self._requested_port = port
         self.knobs = ResearchKnobs()
         self.requests: list[str] = []  # path?query of every request, in order
         self.user_agents: list[str] = []
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
         self.app = Starlette(
             routes=[
                 Route("/works", self._works),
@@ -80,12 +75,6 @@ class ResearchServer:
 
     # --- control ----------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("ResearchServer is not started")
-        return f"http://{self.host}:{self._port}"
-
     def configure(self, **changes: object) -> None:
         with self._lock:
             self.knobs = replace(self.knobs, **changes)  # type: ignore[arg-type]
@@ -95,42 +84,6 @@ class ResearchServer:
             self.knobs = ResearchKnobs()
             self.requests.clear()
             self.user_agents.clear()
-
-    def start(self, timeout: float = 10.0) -> ResearchServer:
-        sock = _bound_socket(self.host, self._requested_port)
-        self._port = sock.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="research-server", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("research server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> ResearchServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- routes -----------------------------------------------------------------------------
 

@@ -231,9 +231,16 @@ async def group_caught_up(
     """Whether `group` has committed up to the end of every non-empty partition of `topics`
     (or, with `targets`, up to those (log start, end) ranges, e.g. taken when a replay began)."""
     if targets is None:
-        targets = await offset_ranges(bootstrap, await topic_partitions(bootstrap, topics))
+        targets = await current_ranges(bootstrap, topics)
     async with admin_client(bootstrap) as admin:
         return caught_up(targets, await committed_offsets(admin, group))
+
+
+async def current_ranges(
+    bootstrap: str, topics: list[str]
+) -> dict[TopicPartition, tuple[int, int]]:
+    """(log start, end) of every partition of `topics` now: what a group must reach."""
+    return await offset_ranges(bootstrap, await topic_partitions(bootstrap, topics))
 
 
 def caught_up(

@@ -13,9 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
+from aiokafka import AIOKafkaProducer
 from bson import encode
 from PIL import Image
 from pymongo import MongoClient
@@ -23,6 +21,7 @@ from pymongo import MongoClient
 from studio_ai.domain.identity import hash_api_key
 from studio_ai.domain.images import DELETED_BY_CALLER, JOBS_FINISHED, RETENTION_ENDED
 from studio_ai.runtime.audit import audit_event
+from studio_ai.runtime.topic_admin import current_ranges, group_caught_up
 from studio_ai.schemas.audit import AuditAction, AuditOutcome
 from tests.support.flows import (
     add_private_model,
@@ -138,31 +137,10 @@ def wait_gone(client: httpx.Client, image_id: str) -> str:
     return detail
 
 
-async def _end_offsets(topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap())
-    await consumer.start()
-    try:
-        await consumer.topics()  # loads the cluster metadata
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp: off for tp, off in (await consumer.end_offsets(partitions)).items() if off}
-    finally:
-        await consumer.stop()
-
-
-async def _caught_up(group_id: str, ends: dict[TopicPartition, int]) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group_id)
-    finally:
-        await admin.close()
-    return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
-
-
 def wait_caught_up(group_id: str, timeout: float = 60) -> None:
-    ends = asyncio.run(_end_offsets(TOPIC))
+    ends = asyncio.run(current_ranges(kafka_bootstrap(), [TOPIC]))
     wait_until(
-        lambda: asyncio.run(_caught_up(group_id, ends)),
+        lambda: asyncio.run(group_caught_up(kafka_bootstrap(), group_id, [TOPIC], targets=ends)),
         timeout=timeout,
         what=f"consumer group {group_id} to reach the end of {TOPIC}",
         every=0.5,

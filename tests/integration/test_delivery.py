@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
 from huggingface_hub import HfApi
 from pymongo import MongoClient
 
 from studio_ai.consumers.app import create_consumer_app
 from studio_ai.domain.model_ids import model_dir_name
 from studio_ai.runtime.settings import Settings
+from studio_ai.runtime.topic_admin import current_ranges, group_caught_up
 from studio_ai.schemas.topics import MODEL_TOPICS
 from tests.support.flows import add_private_model, download, model, new_workspace, wait_status
 from tests.support.stack import TINY_LLAMA, Stack, kafka_bootstrap, wait_until
@@ -64,44 +63,16 @@ def _snapshot(stack: Stack) -> list[dict[str, Any]]:
         return list(docs)
 
 
-async def _end_offsets(topics: list[str]) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    partitions = [
-        TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]
-    ]
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap())
-    await consumer.start()
-    try:
-        return {tp: off for tp, off in (await consumer.end_offsets(partitions)).items() if off > 0}
-    finally:
-        await consumer.stop()
-
-
-async def _caught_up(group_id: str, ends: dict[TopicPartition, int]) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group_id)
-    finally:
-        await admin.close()
-    return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
-
-
 def test_replaying_the_models_topics_leaves_the_projection_unchanged(stack: Stack) -> None:
     _, client = new_workspace(stack, "replay")
     download(client, TINY_LLAMA)
     wait_status(stack, client, TINY_LLAMA, {"installed"})
     topics = [spec.name for spec in MODEL_TOPICS]
-    ends = asyncio.run(_end_offsets(topics))
-    assert ends
+    ends = asyncio.run(current_ranges(kafka_bootstrap(), topics))
+    assert any(end > start for start, end in ends.values())
     live_group = stack.env["STUDIO_CONSUMER_GROUP_PREFIX"] + "model-projector"
     wait_until(
-        lambda: asyncio.run(_caught_up(live_group, ends)),
+        lambda: asyncio.run(group_caught_up(kafka_bootstrap(), live_group, topics, targets=ends)),
         timeout=60,
         what="the live projector to catch up",
     )
@@ -121,7 +92,7 @@ def test_replaying_the_models_topics_leaves_the_projection_unchanged(stack: Stac
         await app.broker.start()
         try:
             for _ in range(300):
-                if await _caught_up(group, ends):
+                if await group_caught_up(kafka_bootstrap(), group, topics, targets=ends):
                     return
                 await asyncio.sleep(0.2)
             raise AssertionError("the replay did not reach the end of the topics in 60 s")
